@@ -1,0 +1,363 @@
+"""Circuit-breaker state machine, compiled twin of ``_breaker_py.py``.
+
+The pure twin's docstring describes the states, transitions and
+generations; this module follows it line for line with C fields. A change of
+state is returned from the cdef methods as ``old * 8 + new`` (``NO_CHANGE``
+when there was none) and handed to the listener after the critical section.
+"""
+
+cimport cython
+from libc.math cimport INFINITY, NAN
+
+from resilience._core._clock_c cimport NON_NEGATIVE_FINITE, as_number, monotonic, read_now
+from resilience._core._window_c cimport CountWindow, TimeWindow
+
+from resilience._core._breaker_py import STATE_NAMES
+from resilience._core._validate import clock as check_clock
+from resilience._core._validate import count, optional, positive, ratio
+
+cdef enum:
+    CLOSED = 0
+    OPEN = 1
+    HALF_OPEN = 2
+    FORCED_OPEN = 3
+    DISABLED = 4
+    NO_CHANGE = -1
+
+
+cdef class BreakerCore:
+    """The whole state machine of ``CircuitBreaker``, with its counters."""
+
+    def __init__(
+        self,
+        *,
+        failure_threshold=5,
+        failure_rate=None,
+        slow_call_duration=None,
+        slow_call_rate=None,
+        window=100,
+        window_duration=None,
+        minimum_calls=10,
+        reset_timeout=30.0,
+        reset_timeout_max=None,
+        half_open_calls=1,
+        clock=None,
+        listener=None,
+    ):
+        self._failure_threshold = count("failure_threshold", failure_threshold, 0)
+        self._failure_rate = optional(ratio, "failure_rate", failure_rate) or 0.0
+        self._slow_call_duration = (
+            optional(positive, "slow_call_duration", slow_call_duration) or 0.0
+        )
+        self._slow_call_rate = optional(ratio, "slow_call_rate", slow_call_rate) or 0.0
+        size = count("window", window)
+        duration = optional(positive, "window_duration", window_duration)
+        self._minimum_calls = count("minimum_calls", minimum_calls)
+        self._reset_timeout = positive("reset_timeout", reset_timeout)
+        self._reset_timeout_max = (
+            optional(positive, "reset_timeout_max", reset_timeout_max) or 0.0
+        )
+        if 0.0 < self._reset_timeout_max < self._reset_timeout:
+            raise ValueError(
+                f"reset_timeout_max must be >= reset_timeout ({reset_timeout!r}),"
+                f" got {reset_timeout_max!r}"
+            )
+        self._half_open_calls = count("half_open_calls", half_open_calls)
+        self._clock = check_clock(clock)
+        if listener is not None and not callable(listener):
+            raise TypeError(f"listener must be callable or None, got {listener!r}")
+        self._listener = listener
+        if duration is None:
+            self._window = CountWindow(size)
+            self._minimum_calls = min(self._minimum_calls, size)
+            self._timed_window = False
+        else:
+            self._window = TimeWindow(duration, clock=clock)
+            self._timed_window = True
+        self._state = CLOSED
+        self._generation = 0
+        self._last = -INFINITY
+        self._opened_at = 0.0
+        self._open_duration = self._reset_timeout
+        self._trips = 0
+        self._consecutive_failures = 0
+        self._probes_out = 0
+        self._probe_successes = 0
+        self._probe_issued_at = 0.0
+        self._rejected = 0
+        self._total_calls = 0
+        self._total_failures = 0
+        self._total_slow_calls = 0
+        self._total_ignored = 0
+
+    # -- time ------------------------------------------------------------
+
+    cdef double _given_time(self, object now) except? -1.0:
+        """Read a given ``now`` or a user clock before the critical section."""
+        if now is None and self._clock is None:
+            return NAN
+        return read_now(self._clock, now)
+
+    cdef double _time(self, double t) noexcept:
+        """In the critical section: the operation's time, read now if it was
+        not (the C clock runs no Python code), never backwards."""
+        if t != t:
+            t = monotonic()
+        if t < self._last:
+            return self._last
+        self._last = t
+        return t
+
+    # -- transitions -----------------------------------------------------
+
+    cdef int _enter(self, int state, double t) noexcept:
+        cdef int old = self._state
+        self._state = state
+        self._generation += 1
+        self._probes_out = 0
+        self._probe_successes = 0
+        if state == OPEN:
+            self._trips += 1
+            if self._trips == 1 or self._reset_timeout_max == 0.0:
+                self._open_duration = self._reset_timeout
+            else:
+                self._open_duration = min(self._open_duration * 2.0, self._reset_timeout_max)
+            self._opened_at = self._time(t)
+        elif state == CLOSED:
+            self._trips = 0
+            self._consecutive_failures = 0
+            self._window._clear()
+        return NO_CHANGE if old == state else old * 8 + state
+
+    cdef _notify(self, int change):
+        if change != NO_CHANGE and self._listener is not None:
+            self._listener(change // 8, change % 8)
+
+    cdef int _open_if_due(self, double t) noexcept:
+        if self._state == OPEN:
+            t = self._time(t)
+            if t >= self._opened_at + self._open_duration:
+                return self._enter(HALF_OPEN, t)
+        return NO_CHANGE
+
+    # -- permits -----------------------------------------------------------
+
+    def acquire(self, now=None):
+        """Take a permit: the current generation, or -1 when the call is refused."""
+        cdef double t
+        cdef long long token
+        cdef int change = NO_CHANGE
+        with cython.critical_section(self):
+            if self._state == CLOSED or self._state == DISABLED:
+                return self._generation
+        t = self._given_time(now)
+        with cython.critical_section(self):
+            token = self._acquire(t, &change)
+        self._notify(change)
+        return token
+
+    cdef long long _acquire(self, double t, int* change) noexcept:
+        change[0] = self._open_if_due(t)
+        cdef int state = self._state
+        if state == CLOSED or state == DISABLED:
+            return self._generation
+        if state == HALF_OPEN:
+            t = self._time(t)
+            if self._probes_out >= self._half_open_calls:
+                if t < self._probe_issued_at + self._open_duration:
+                    self._rejected += 1
+                    return -1
+                # Probes neither recorded nor released in time are taken
+                # back; their late outcomes belong to a dead generation.
+                self._probes_out = 0
+                self._generation += 1
+            self._probes_out += 1
+            self._probe_issued_at = t
+            return self._generation
+        self._rejected += 1
+        return -1
+
+    def allow(self, now=None):
+        """Two-step form: take a permit; answer it with one record_* or release()."""
+        return self.acquire(now) >= 0
+
+    # -- outcomes ----------------------------------------------------------
+
+    def record_success(self, duration=0.0, now=None, long long generation=-1):
+        """A permitted call succeeded (slow when it took ``slow_call_duration`` or more)."""
+        cdef double d = as_number(duration, "duration", NON_NEGATIVE_FINITE)
+        cdef double t = self._given_time(now)
+        cdef int change
+        with cython.critical_section(self):
+            change = self._apply(False, d, t, generation)
+        self._notify(change)
+
+    def record_failure(self, duration=0.0, now=None, long long generation=-1):
+        """A permitted call failed."""
+        cdef double d = as_number(duration, "duration", NON_NEGATIVE_FINITE)
+        cdef double t = self._given_time(now)
+        cdef int change
+        with cython.critical_section(self):
+            change = self._apply(True, d, t, generation)
+        self._notify(change)
+
+    cdef int _apply(self, bint failure, double duration, double t, long long generation) noexcept:
+        cdef bint slow = self._slow_call_duration > 0.0 and duration >= self._slow_call_duration
+        self._total_calls += 1
+        if failure:
+            self._total_failures += 1
+        if slow:
+            self._total_slow_calls += 1
+        if generation >= 0 and generation != self._generation:
+            return NO_CHANGE
+        cdef int state = self._state
+        if state == CLOSED:
+            if failure:
+                self._consecutive_failures += 1
+            else:
+                self._consecutive_failures = 0
+            if self._timed_window:
+                t = self._time(t)
+            self._window._record(t, failure, slow)
+            if self._should_trip():
+                return self._enter(OPEN, t)
+        elif state == HALF_OPEN:
+            if failure:
+                return self._enter(OPEN, t)
+            if self._probes_out > 0:
+                self._probes_out -= 1
+            self._probe_successes += 1
+            if self._probe_successes >= self._half_open_calls:
+                return self._enter(CLOSED, t)
+        return NO_CHANGE
+
+    cdef bint _should_trip(self) noexcept:
+        # The window was just advanced by _record, so its totals are current.
+        if 0 < self._failure_threshold <= self._consecutive_failures:
+            return True
+        cdef long long calls = self._window._calls
+        if calls < self._minimum_calls:
+            return False
+        if self._failure_rate > 0.0 and <double>self._window._failures / <double>calls >= self._failure_rate:
+            return True
+        return self._slow_call_rate > 0.0 and <double>self._window._slow / <double>calls >= self._slow_call_rate
+
+    @cython.critical_section
+    def release(self, long long generation=-1):
+        """Give a permit back with no outcome (a half-open probe is issued again)."""
+        self._release(generation)
+
+    @cython.critical_section
+    def record_ignored(self, long long generation=-1):
+        """The call ended in an ignored exception: counted, then released."""
+        self._total_ignored += 1
+        self._release(generation)
+
+    cdef void _release(self, long long generation) noexcept:
+        if generation >= 0 and generation != self._generation:
+            return
+        if self._state == HALF_OPEN and self._probes_out > 0:
+            self._probes_out -= 1
+
+    # -- manual control ----------------------------------------------------
+
+    def force_open(self):
+        """Reject every call until ``reset()``."""
+        self._force(FORCED_OPEN)
+
+    def disable(self):
+        """Permit every call and judge none until ``reset()``."""
+        self._force(DISABLED)
+
+    def reset(self):
+        """Back to CLOSED with a fresh window and the first open time."""
+        self._force(CLOSED)
+
+    cdef _force(self, int state):
+        cdef int change
+        with cython.critical_section(self):
+            change = self._enter(state, 0.0)
+        self._notify(change)
+
+    # -- reading -------------------------------------------------------------
+
+    def current_state(self, now=None):
+        """The state at ``now``, after the due OPEN -> HALF_OPEN move, if any."""
+        cdef double t = self._given_time(now)
+        cdef int change, state
+        with cython.critical_section(self):
+            change = self._open_if_due(t)
+            state = self._state
+        self._notify(change)
+        return state
+
+    @property
+    def state(self):
+        """``current_state()`` read with the clock."""
+        return self.current_state()
+
+    def retry_after(self, now=None):
+        """Seconds until a call may be let through: 0 when one may now, inf when forced open."""
+        cdef double t = self._given_time(now)
+        with cython.critical_section(self):
+            state = self._state
+            if state == FORCED_OPEN:
+                return INFINITY
+            if state == OPEN:
+                return max(0.0, self._opened_at + self._open_duration - self._time(t))
+            if state == HALF_OPEN and self._probes_out >= self._half_open_calls:
+                return max(0.0, self._probe_issued_at + self._open_duration - self._time(t))
+            return 0.0
+
+    def window_totals(self, now=None):
+        """``(calls, failures, slow_calls)`` in the current window."""
+        cdef double t = self._given_time(now)
+        with cython.critical_section(self):
+            if self._timed_window:
+                self._window._advance(self._time(t))
+            return self._window._calls, self._window._failures, self._window._slow
+
+    @property
+    def generation(self):
+        return self._generation
+
+    @property
+    def open_duration(self):
+        """How long the latest trip keeps (or kept) the circuit open."""
+        return self._open_duration
+
+    @property
+    def consecutive_failures(self):
+        return self._consecutive_failures
+
+    @property
+    def half_open_probes(self):
+        """Probe permits out while HALF_OPEN."""
+        return self._probes_out
+
+    @property
+    def rejected(self):
+        return self._rejected
+
+    @property
+    def total_calls(self):
+        """Outcomes recorded in all (successes and failures, late ones included)."""
+        return self._total_calls
+
+    @property
+    def total_failures(self):
+        return self._total_failures
+
+    @property
+    def total_slow_calls(self):
+        return self._total_slow_calls
+
+    @property
+    def total_ignored(self):
+        return self._total_ignored
+
+    def __sizeof__(self):
+        return object.__sizeof__(self) + self._window.__sizeof__()
+
+    def __repr__(self):
+        return f"<BreakerCore state={STATE_NAMES[self._state]} generation={self._generation}>"

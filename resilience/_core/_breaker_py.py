@@ -1,0 +1,386 @@
+"""Circuit-breaker state machine, pure-Python twin of ``_breaker_c.pyx``.
+
+States and transitions::
+
+    CLOSED --trip--> OPEN --reset_timeout passed, next acquire--> HALF_OPEN
+    HALF_OPEN --half_open_calls successes--> CLOSED (fresh window)
+    HALF_OPEN --any failure--> OPEN (open time doubles, up to reset_timeout_max)
+    any --force_open()--> FORCED_OPEN, --disable()--> DISABLED, --reset()--> CLOSED
+
+Every transition starts a new generation. ``acquire`` hands out the current
+generation as a token; an outcome that comes back with an older token is
+counted in the lifetime totals but changes nothing, so a slow call that
+started before a trip cannot close or reopen the circuit. Outcomes given
+without a token apply to whatever the state is now (the two-step form).
+
+The listener, if any, is called as ``listener(old, new)`` after each change of
+state, outside the lock; it must not raise.
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+from time import monotonic
+from typing import Callable
+
+from ._clock_py import read_now
+from ._validate import clock as check_clock
+from ._validate import count, non_negative_finite, optional, positive, ratio
+from ._window_py import CountWindow, TimeWindow
+
+CLOSED = 0
+OPEN = 1
+HALF_OPEN = 2
+FORCED_OPEN = 3
+DISABLED = 4
+
+STATE_NAMES = ("CLOSED", "OPEN", "HALF_OPEN", "FORCED_OPEN", "DISABLED")
+
+# ``t`` before the time has been read: the monotonic clock is read under the
+# lock only when an operation needs it (a trip, a time window).
+UNREAD = math.nan
+
+Listener = Callable[[int, int], object]
+
+
+class BreakerCore:
+    """The whole state machine of ``CircuitBreaker``, with its counters."""
+
+    __slots__ = (
+        "_failure_threshold", "_failure_rate", "_slow_call_duration", "_slow_call_rate",
+        "_minimum_calls", "_reset_timeout", "_reset_timeout_max", "_half_open_calls",
+        "_window", "_timed_window", "_clock", "_listener", "_lock",
+        "_state", "_generation", "_last", "_opened_at", "_open_duration", "_trips",
+        "_consecutive_failures", "_probes_out", "_probe_successes", "_probe_issued_at",
+        "_rejected", "_total_calls", "_total_failures", "_total_slow_calls", "_total_ignored",
+    )
+
+    def __init__(
+        self,
+        *,
+        failure_threshold: int = 5,
+        failure_rate: float | None = None,
+        slow_call_duration: float | None = None,
+        slow_call_rate: float | None = None,
+        window: int = 100,
+        window_duration: float | None = None,
+        minimum_calls: int = 10,
+        reset_timeout: float = 30.0,
+        reset_timeout_max: float | None = None,
+        half_open_calls: int = 1,
+        clock: Callable[[], float] | None = None,
+        listener: Listener | None = None,
+    ) -> None:
+        self._failure_threshold = count("failure_threshold", failure_threshold, 0)
+        self._failure_rate = optional(ratio, "failure_rate", failure_rate)
+        self._slow_call_duration = optional(positive, "slow_call_duration", slow_call_duration)
+        self._slow_call_rate = optional(ratio, "slow_call_rate", slow_call_rate)
+        size = count("window", window)
+        duration = optional(positive, "window_duration", window_duration)
+        self._minimum_calls = count("minimum_calls", minimum_calls)
+        self._reset_timeout = positive("reset_timeout", reset_timeout)
+        self._reset_timeout_max = optional(positive, "reset_timeout_max", reset_timeout_max)
+        if self._reset_timeout_max is not None and self._reset_timeout_max < self._reset_timeout:
+            raise ValueError(
+                f"reset_timeout_max must be >= reset_timeout ({reset_timeout!r}),"
+                f" got {reset_timeout_max!r}"
+            )
+        self._half_open_calls = count("half_open_calls", half_open_calls)
+        self._clock = check_clock(clock)
+        if listener is not None and not callable(listener):
+            raise TypeError(f"listener must be callable or None, got {listener!r}")
+        self._listener = listener
+        self._window: CountWindow | TimeWindow
+        if duration is None:
+            self._window = CountWindow(size)
+            self._minimum_calls = min(self._minimum_calls, size)
+            self._timed_window = False
+        else:
+            self._window = TimeWindow(duration, clock=clock)
+            self._timed_window = True
+        self._lock = threading.Lock()
+        self._state = CLOSED
+        self._generation = 0
+        self._last = -math.inf
+        self._opened_at = 0.0
+        self._open_duration = self._reset_timeout
+        self._trips = 0
+        self._consecutive_failures = 0
+        self._probes_out = 0
+        self._probe_successes = 0
+        self._probe_issued_at = 0.0
+        self._rejected = 0
+        self._total_calls = 0
+        self._total_failures = 0
+        self._total_slow_calls = 0
+        self._total_ignored = 0
+
+    # -- time ------------------------------------------------------------
+
+    def _given_time(self, now: float | None) -> float:
+        """Read a given ``now`` or a user clock before taking the lock."""
+        if now is None and self._clock is None:
+            return UNREAD
+        return read_now(self._clock, now)
+
+    def _time(self, t: float) -> float:
+        """Under the lock: the operation's time, read now if it was not, never backwards."""
+        if t != t:
+            t = monotonic()
+        if t < self._last:
+            return self._last
+        self._last = t
+        return t
+
+    # -- transitions -----------------------------------------------------
+
+    def _enter(self, state: int, t: float) -> tuple[int, int] | None:
+        """Move to ``state``; returns ``(old, new)`` for the listener, or None if unchanged."""
+        old = self._state
+        self._state = state
+        self._generation += 1
+        self._probes_out = 0
+        self._probe_successes = 0
+        if state == OPEN:
+            self._trips += 1
+            if self._trips == 1 or self._reset_timeout_max is None:
+                self._open_duration = self._reset_timeout
+            else:
+                self._open_duration = min(self._open_duration * 2.0, self._reset_timeout_max)
+            self._opened_at = self._time(t)
+        elif state == CLOSED:
+            self._trips = 0
+            self._consecutive_failures = 0
+            self._window._clear()
+        return None if old == state else (old, state)
+
+    def _notify(self, change: tuple[int, int] | None) -> None:
+        if change is not None and self._listener is not None:
+            self._listener(change[0], change[1])
+
+    def _open_if_due(self, t: float) -> tuple[int, int] | None:
+        """OPEN turns HALF_OPEN once the open time has passed."""
+        if self._state == OPEN:
+            t = self._time(t)
+            if t >= self._opened_at + self._open_duration:
+                return self._enter(HALF_OPEN, t)
+        return None
+
+    # -- permits -----------------------------------------------------------
+
+    def acquire(self, now: float | None = None) -> int:
+        """Take a permit: the current generation, or -1 when the call is refused."""
+        with self._lock:
+            if self._state == CLOSED or self._state == DISABLED:
+                return self._generation
+        t = self._given_time(now)
+        with self._lock:
+            token, change = self._acquire(t)
+        self._notify(change)
+        return token
+
+    def _acquire(self, t: float) -> tuple[int, tuple[int, int] | None]:
+        change = self._open_if_due(t)
+        state = self._state
+        if state == CLOSED or state == DISABLED:
+            return self._generation, change
+        if state == HALF_OPEN:
+            t = self._time(t)
+            if self._probes_out >= self._half_open_calls:
+                if t < self._probe_issued_at + self._open_duration:
+                    self._rejected += 1
+                    return -1, change
+                # Probes neither recorded nor released in time are taken
+                # back; their late outcomes belong to a dead generation.
+                self._probes_out = 0
+                self._generation += 1
+            self._probes_out += 1
+            self._probe_issued_at = t
+            return self._generation, change
+        self._rejected += 1
+        return -1, change
+
+    def allow(self, now: float | None = None) -> bool:
+        """Two-step form: take a permit; answer it with one record_* or release()."""
+        return self.acquire(now) >= 0
+
+    # -- outcomes ----------------------------------------------------------
+
+    def record_success(
+        self, duration: float = 0.0, now: float | None = None, generation: int = -1
+    ) -> None:
+        """A permitted call succeeded (slow when it took ``slow_call_duration`` or more)."""
+        self._record(False, duration, now, generation)
+
+    def record_failure(
+        self, duration: float = 0.0, now: float | None = None, generation: int = -1
+    ) -> None:
+        """A permitted call failed."""
+        self._record(True, duration, now, generation)
+
+    def _record(self, failure: bool, duration: float, now: float | None, generation: int) -> None:
+        d = non_negative_finite("duration", duration)
+        t = self._given_time(now)
+        with self._lock:
+            change = self._apply(failure, d, t, generation)
+        self._notify(change)
+
+    def _apply(
+        self, failure: bool, duration: float, t: float, generation: int
+    ) -> tuple[int, int] | None:
+        slow = self._slow_call_duration is not None and duration >= self._slow_call_duration
+        self._total_calls += 1
+        if failure:
+            self._total_failures += 1
+        if slow:
+            self._total_slow_calls += 1
+        if generation >= 0 and generation != self._generation:
+            return None
+        state = self._state
+        if state == CLOSED:
+            if failure:
+                self._consecutive_failures += 1
+            else:
+                self._consecutive_failures = 0
+            if self._timed_window:
+                t = self._time(t)
+            self._window._record(t, failure, slow)
+            if self._should_trip():
+                return self._enter(OPEN, t)
+        elif state == HALF_OPEN:
+            if failure:
+                return self._enter(OPEN, t)
+            if self._probes_out > 0:
+                self._probes_out -= 1
+            self._probe_successes += 1
+            if self._probe_successes >= self._half_open_calls:
+                return self._enter(CLOSED, t)
+        return None
+
+    def _should_trip(self) -> bool:
+        # The window was just advanced by _record, so its totals are current.
+        if 0 < self._failure_threshold <= self._consecutive_failures:
+            return True
+        window = self._window
+        calls = window._calls
+        if calls < self._minimum_calls:
+            return False
+        if self._failure_rate is not None and window._failures / calls >= self._failure_rate:
+            return True
+        return self._slow_call_rate is not None and window._slow / calls >= self._slow_call_rate
+
+    def release(self, generation: int = -1) -> None:
+        """Give a permit back with no outcome (a half-open probe is issued again)."""
+        with self._lock:
+            self._release(generation)
+
+    def record_ignored(self, generation: int = -1) -> None:
+        """The call ended in an ignored exception: counted, then released."""
+        with self._lock:
+            self._total_ignored += 1
+            self._release(generation)
+
+    def _release(self, generation: int) -> None:
+        if generation >= 0 and generation != self._generation:
+            return
+        if self._state == HALF_OPEN and self._probes_out > 0:
+            self._probes_out -= 1
+
+    # -- manual control ----------------------------------------------------
+
+    def force_open(self) -> None:
+        """Reject every call until ``reset()``."""
+        self._force(FORCED_OPEN)
+
+    def disable(self) -> None:
+        """Permit every call and judge none until ``reset()``."""
+        self._force(DISABLED)
+
+    def reset(self) -> None:
+        """Back to CLOSED with a fresh window and the first open time."""
+        self._force(CLOSED)
+
+    def _force(self, state: int) -> None:
+        with self._lock:
+            change = self._enter(state, 0.0)
+        self._notify(change)
+
+    # -- reading -------------------------------------------------------------
+
+    def current_state(self, now: float | None = None) -> int:
+        """The state at ``now``, after the due OPEN -> HALF_OPEN move, if any."""
+        t = self._given_time(now)
+        with self._lock:
+            change = self._open_if_due(t)
+            state = self._state
+        self._notify(change)
+        return state
+
+    @property
+    def state(self) -> int:
+        """``current_state()`` read with the clock."""
+        return self.current_state()
+
+    def retry_after(self, now: float | None = None) -> float:
+        """Seconds until a call may be let through: 0 when one may now, inf when forced open."""
+        t = self._given_time(now)
+        with self._lock:
+            state = self._state
+            if state == FORCED_OPEN:
+                return math.inf
+            if state == OPEN:
+                return max(0.0, self._opened_at + self._open_duration - self._time(t))
+            if state == HALF_OPEN and self._probes_out >= self._half_open_calls:
+                return max(0.0, self._probe_issued_at + self._open_duration - self._time(t))
+            return 0.0
+
+    def window_totals(self, now: float | None = None) -> tuple[int, int, int]:
+        """``(calls, failures, slow_calls)`` in the current window."""
+        t = self._given_time(now)
+        with self._lock:
+            if self._timed_window:
+                t = self._time(t)
+            return self._window._totals(t)
+
+    @property
+    def generation(self) -> int:
+        return self._generation
+
+    @property
+    def open_duration(self) -> float:
+        """How long the latest trip keeps (or kept) the circuit open."""
+        return self._open_duration
+
+    @property
+    def consecutive_failures(self) -> int:
+        return self._consecutive_failures
+
+    @property
+    def half_open_probes(self) -> int:
+        """Probe permits out while HALF_OPEN."""
+        return self._probes_out
+
+    @property
+    def rejected(self) -> int:
+        return self._rejected
+
+    @property
+    def total_calls(self) -> int:
+        """Outcomes recorded in all (successes and failures, late ones included)."""
+        return self._total_calls
+
+    @property
+    def total_failures(self) -> int:
+        return self._total_failures
+
+    @property
+    def total_slow_calls(self) -> int:
+        return self._total_slow_calls
+
+    @property
+    def total_ignored(self) -> int:
+        return self._total_ignored
+
+    def __repr__(self) -> str:
+        return f"<BreakerCore state={STATE_NAMES[self._state]} generation={self._generation}>"

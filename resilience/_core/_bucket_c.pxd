@@ -1,0 +1,14 @@
+cimport cython
+
+@cython.final
+cdef class TokenBucket:
+    cdef double _rate
+    cdef double _capacity
+    cdef double _tokens
+    cdef double _last
+    cdef object _clock
+    cdef unsigned long long _granted
+    cdef unsigned long long _rejected
+
+    cdef void _refill(self, double now) noexcept
+    cdef double _wait(self, double n) noexcept

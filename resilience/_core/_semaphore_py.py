@@ -1,0 +1,80 @@
+"""Bulkhead counter, pure-Python twin of ``_semaphore_c.pyx``."""
+
+from __future__ import annotations
+
+import threading
+
+from ._validate import count
+
+
+class SemaphoreCore:
+    """At most ``limit`` permits out at once; counts what it grants and refuses.
+
+    Queueing and waking waiters belong to the ``Bulkhead`` policy; this is the
+    counter it serialises on.
+    """
+
+    __slots__ = ("_limit", "_active", "_acquired", "_rejected", "_lock")
+
+    def __init__(self, limit: int) -> None:
+        self._limit = count("limit", limit)
+        self._active = 0
+        self._acquired = 0
+        self._rejected = 0
+        self._lock = threading.Lock()
+
+    def try_acquire(self, count_rejection: bool = True) -> bool:
+        """Take a permit if one is free; a refusal is counted unless told not to."""
+        with self._lock:
+            if self._active < self._limit:
+                self._active += 1
+                self._acquired += 1
+                return True
+            if count_rejection:
+                self._rejected += 1
+            return False
+
+    def release(self) -> None:
+        """Return a permit; RuntimeError if none is out."""
+        with self._lock:
+            if self._active == 0:
+                raise RuntimeError("release() called with no permit held")
+            self._active -= 1
+
+    def reject(self) -> None:
+        """Count a refusal decided by the caller (a full queue, a timed-out wait)."""
+        with self._lock:
+            self._rejected += 1
+
+    def set_limit(self, limit: int) -> None:
+        """Change the limit; holders above a lowered limit keep their permits."""
+        new = count("limit", limit)
+        with self._lock:
+            self._limit = new
+
+    @property
+    def limit(self) -> int:
+        return self._limit
+
+    @property
+    def active(self) -> int:
+        """Permits currently out."""
+        return self._active
+
+    @property
+    def available(self) -> int:
+        """Permits that could be taken now."""
+        return max(0, self._limit - self._active)
+
+    @property
+    def acquired(self) -> int:
+        """Permits granted in all."""
+        return self._acquired
+
+    @property
+    def rejected(self) -> int:
+        """Refusals in all."""
+        return self._rejected
+
+    def __repr__(self) -> str:
+        return f"<SemaphoreCore active={self._active} limit={self._limit}>"

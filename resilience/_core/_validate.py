@@ -1,0 +1,88 @@
+"""Argument checks shared by both twins.
+
+The compiled classes convert plain ``int`` and ``float`` arguments inline and
+call these functions only for anything else, or to raise; so both twins raise
+the same exception with the same message, written once here.
+"""
+
+from __future__ import annotations
+
+import math
+from numbers import Real
+from typing import Any, Callable
+
+
+def number(name: str, value: Any) -> float:
+    """``value`` as a float; TypeError for non-numbers and bools, ValueError for NaN."""
+    if isinstance(value, bool) or not isinstance(value, Real):
+        raise TypeError(f"{name} must be a real number, got {value!r}")
+    result = float(value)
+    if result != result:
+        raise ValueError(f"{name} must not be NaN, got {value!r}")
+    return result
+
+
+def finite(name: str, value: Any) -> float:
+    """A finite number (timestamps)."""
+    result = number(name, value)
+    if math.isinf(result):
+        raise ValueError(f"{name} must be finite, got {value!r}")
+    return result
+
+
+def positive(name: str, value: Any) -> float:
+    """A finite number > 0 (durations, rates, capacities)."""
+    result = number(name, value)
+    if not 0.0 < result < math.inf:
+        raise ValueError(f"{name} must be a finite number > 0, got {value!r}")
+    return result
+
+
+def non_negative(name: str, value: Any) -> float:
+    """A number >= 0; infinity allowed (waits: 0 means do not wait, inf forever)."""
+    result = number(name, value)
+    if result < 0.0:
+        raise ValueError(f"{name} must be >= 0, got {value!r}")
+    return result
+
+
+def non_negative_finite(name: str, value: Any) -> float:
+    """A finite number >= 0 (token counts, measured durations)."""
+    result = number(name, value)
+    if not 0.0 <= result < math.inf:
+        raise ValueError(f"{name} must be a finite number >= 0, got {value!r}")
+    return result
+
+
+def ratio(name: str, value: Any) -> float:
+    """A number in (0, 1] (failure and slow-call rates)."""
+    result = number(name, value)
+    if not 0.0 < result <= 1.0:
+        raise ValueError(f"{name} must be in (0, 1], got {value!r}")
+    return result
+
+
+def count(name: str, value: Any, minimum: int = 1) -> int:
+    """An integer >= minimum (bools are not counts)."""
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise TypeError(f"{name} must be an integer, got {value!r}")
+    if value < minimum:
+        raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}")
+    return int(value)
+
+
+def optional(check: Callable[[str, Any], float], name: str, value: Any) -> float | None:
+    """None, or whatever ``check`` makes of the value."""
+    return None if value is None else check(name, value)
+
+
+def clock(value: Any) -> Callable[[], float] | None:
+    """None (the monotonic clock) or a callable returning seconds."""
+    if value is not None and not callable(value):
+        raise TypeError(f"clock must be a callable returning seconds or None, got {value!r}")
+    return value
+
+
+def clock_reading(value: Any) -> float:
+    """What a user clock returned, checked like any timestamp."""
+    return finite("clock()", value)

@@ -1,0 +1,193 @@
+"""Sliding outcome windows, pure-Python twins of ``_window_c.pyx``.
+
+Both keep running totals, adding on record and subtracting on evict, so a
+record and a snapshot cost O(1) whatever the window's size. The public
+methods lock; ``BreakerCore`` calls the underscored ones under its own lock.
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+from typing import Callable
+
+from ._clock_py import read_now
+from ._validate import clock as check_clock
+from ._validate import count, positive
+
+FAILURE = 1
+SLOW = 2
+
+
+class CountWindow:
+    """The last ``size`` calls: a ring of one byte per call (failure and slow bits)."""
+
+    __slots__ = ("_size", "_ring", "_head", "_filled", "_calls", "_failures", "_slow", "_lock")
+
+    def __init__(self, size: int) -> None:
+        self._size = count("size", size)
+        self._ring = bytearray(self._size)
+        self._lock = threading.Lock()
+        self._clear()
+
+    def _clear(self) -> None:
+        self._head = 0
+        self._filled = 0
+        self._calls = 0
+        self._failures = 0
+        self._slow = 0
+
+    def _record(self, now: float, failure: bool, slow: bool) -> None:
+        head = self._head
+        if self._filled == self._size:
+            old = self._ring[head]
+            self._failures -= old & FAILURE
+            self._slow -= (old & SLOW) >> 1
+        else:
+            self._filled += 1
+            self._calls += 1
+        bits = (FAILURE if failure else 0) | (SLOW if slow else 0)
+        self._ring[head] = bits
+        self._failures += bits & FAILURE
+        self._slow += (bits & SLOW) >> 1
+        head += 1
+        self._head = 0 if head == self._size else head
+
+    def _totals(self, now: float) -> tuple[int, int, int]:
+        return self._calls, self._failures, self._slow
+
+    def record(self, failure: bool, slow: bool = False, now: float | None = None) -> None:
+        """Add one call's outcome, evicting the oldest once full."""
+        with self._lock:
+            self._record(0.0, failure, slow)
+
+    def totals(self, now: float | None = None) -> tuple[int, int, int]:
+        """``(calls, failures, slow_calls)`` in the window."""
+        with self._lock:
+            return self._calls, self._failures, self._slow
+
+    def reset(self) -> None:
+        """Empty the window."""
+        with self._lock:
+            self._clear()
+
+    @property
+    def size(self) -> int:
+        return self._size
+
+    def __repr__(self) -> str:
+        return (
+            f"<CountWindow size={self._size} calls={self._calls}"
+            f" failures={self._failures} slow_calls={self._slow}>"
+        )
+
+
+class TimeWindow:
+    """The calls of the last ``duration`` seconds, in ``buckets`` fixed time slices.
+
+    A call lands in the slice ``floor(now / width)``; slices older than the
+    window are subtracted from the totals as time moves past them. By default
+    a slice is one second wide, with at least 10 and at most 100 slices.
+    """
+
+    __slots__ = (
+        "_duration", "_buckets", "_width", "_calls_in", "_failures_in", "_slow_in",
+        "_epoch", "_calls", "_failures", "_slow", "_clock", "_lock",
+    )
+
+    def __init__(
+        self,
+        duration: float,
+        buckets: int | None = None,
+        *,
+        clock: Callable[[], float] | None = None,
+    ) -> None:
+        self._duration = positive("duration", duration)
+        if buckets is None:
+            buckets = default_buckets(self._duration)
+        self._buckets = count("buckets", buckets)
+        self._width = self._duration / self._buckets
+        self._clock = check_clock(clock)
+        self._lock = threading.Lock()
+        self._clear()
+        self._epoch = math.floor(read_now(self._clock, None) / self._width)
+
+    def _clear(self) -> None:
+        n = self._buckets
+        self._calls_in = [0] * n
+        self._failures_in = [0] * n
+        self._slow_in = [0] * n
+        self._calls = 0
+        self._failures = 0
+        self._slow = 0
+
+    def _advance(self, now: float) -> None:
+        epoch = math.floor(now / self._width)
+        steps = epoch - self._epoch
+        if steps <= 0:
+            return  # same slice, or a reading from the past: it counts as now
+        if steps >= self._buckets:
+            self._clear()
+        else:
+            n = self._buckets
+            for e in range(self._epoch + 1, epoch + 1):
+                i = e % n
+                self._calls -= self._calls_in[i]
+                self._failures -= self._failures_in[i]
+                self._slow -= self._slow_in[i]
+                self._calls_in[i] = 0
+                self._failures_in[i] = 0
+                self._slow_in[i] = 0
+        self._epoch = epoch
+
+    def _record(self, now: float, failure: bool, slow: bool) -> None:
+        self._advance(now)
+        i = self._epoch % self._buckets
+        self._calls_in[i] += 1
+        self._calls += 1
+        if failure:
+            self._failures_in[i] += 1
+            self._failures += 1
+        if slow:
+            self._slow_in[i] += 1
+            self._slow += 1
+
+    def _totals(self, now: float) -> tuple[int, int, int]:
+        self._advance(now)
+        return self._calls, self._failures, self._slow
+
+    def record(self, failure: bool, slow: bool = False, now: float | None = None) -> None:
+        """Add one call's outcome at ``now``."""
+        t = read_now(self._clock, now)
+        with self._lock:
+            self._record(t, failure, slow)
+
+    def totals(self, now: float | None = None) -> tuple[int, int, int]:
+        """``(calls, failures, slow_calls)`` within the window at ``now``."""
+        t = read_now(self._clock, now)
+        with self._lock:
+            return self._totals(t)
+
+    def reset(self) -> None:
+        """Empty the window."""
+        with self._lock:
+            self._clear()
+
+    @property
+    def duration(self) -> float:
+        return self._duration
+
+    @property
+    def buckets(self) -> int:
+        return self._buckets
+
+    def __repr__(self) -> str:
+        return (
+            f"<TimeWindow duration={self._duration!r} buckets={self._buckets}"
+            f" calls={self._calls} failures={self._failures} slow_calls={self._slow}>"
+        )
+
+
+def default_buckets(duration: float) -> int:
+    """One-second slices, at least 10 and at most 100 of them."""
+    return min(100, max(10, math.ceil(duration)))
