@@ -66,16 +66,16 @@ else:
     del _selected
 
 __all__ = [
-    "BreakerCore",
-    "CLOSED",
     "CLASSES",
-    "CountWindow",
+    "CLOSED",
     "DISABLED",
     "FORCED_OPEN",
     "HALF_OPEN",
     "IMPLEMENTATION",
     "OPEN",
     "STATE_NAMES",
+    "BreakerCore",
+    "CountWindow",
     "SemaphoreCore",
     "TimeWindow",
     "TokenBucket",

@@ -21,8 +21,8 @@ from __future__ import annotations
 
 import math
 import threading
+from collections.abc import Callable
 from time import monotonic
-from typing import Callable
 
 from ._clock_py import read_now
 from ._validate import clock as check_clock
@@ -48,12 +48,34 @@ class BreakerCore:
     """The whole state machine of ``CircuitBreaker``, with its counters."""
 
     __slots__ = (
-        "_failure_threshold", "_failure_rate", "_slow_call_duration", "_slow_call_rate",
-        "_minimum_calls", "_reset_timeout", "_reset_timeout_max", "_half_open_calls",
-        "_window", "_timed_window", "_clock", "_listener", "_lock",
-        "_state", "_generation", "_last", "_opened_at", "_open_duration", "_trips",
-        "_consecutive_failures", "_probes_out", "_probe_successes", "_probe_issued_at",
-        "_rejected", "_total_calls", "_total_failures", "_total_slow_calls", "_total_ignored",
+        "_clock",
+        "_consecutive_failures",
+        "_failure_rate",
+        "_failure_threshold",
+        "_generation",
+        "_half_open_calls",
+        "_last",
+        "_listener",
+        "_lock",
+        "_minimum_calls",
+        "_open_duration",
+        "_opened_at",
+        "_probe_issued_at",
+        "_probe_successes",
+        "_probes_out",
+        "_rejected",
+        "_reset_timeout",
+        "_reset_timeout_max",
+        "_slow_call_duration",
+        "_slow_call_rate",
+        "_state",
+        "_timed_window",
+        "_total_calls",
+        "_total_failures",
+        "_total_ignored",
+        "_total_slow_calls",
+        "_trips",
+        "_window",
     )
 
     def __init__(
@@ -172,7 +194,7 @@ class BreakerCore:
     def acquire(self, now: float | None = None) -> int:
         """Take a permit: the current generation, or -1 when the call is refused."""
         with self._lock:
-            if self._state == CLOSED or self._state == DISABLED:
+            if self._state in (CLOSED, DISABLED):
                 return self._generation
         t = self._given_time(now)
         with self._lock:
@@ -183,7 +205,7 @@ class BreakerCore:
     def _acquire(self, t: float) -> tuple[int, tuple[int, int] | None]:
         change = self._open_if_due(t)
         state = self._state
-        if state == CLOSED or state == DISABLED:
+        if state in (CLOSED, DISABLED):
             return self._generation, change
         if state == HALF_OPEN:
             t = self._time(t)

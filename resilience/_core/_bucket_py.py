@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 import threading
-from typing import Callable
+from collections.abc import Callable
 
 from ._clock_py import read_now
 from ._validate import clock as check_clock
@@ -23,8 +23,14 @@ class TokenBucket:
     """
 
     __slots__ = (
-        "_rate", "_capacity", "_tokens", "_last", "_clock", "_lock",
-        "_granted", "_rejected",
+        "_capacity",
+        "_clock",
+        "_granted",
+        "_last",
+        "_lock",
+        "_rate",
+        "_rejected",
+        "_tokens",
     )
 
     def __init__(
@@ -82,7 +88,9 @@ class TokenBucket:
             return 0.0
         return (n - self._tokens) / self._rate
 
-    def reserve(self, tokens: float = 1.0, max_wait: float = math.inf, now: float | None = None) -> float:
+    def reserve(
+        self, tokens: float = 1.0, max_wait: float = math.inf, now: float | None = None
+    ) -> float:
         """Take ``tokens`` now, possibly into debt, and return the wait before using them.
 
         Returns -1.0 and takes nothing when the wait would exceed ``max_wait``

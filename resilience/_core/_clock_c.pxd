@@ -3,9 +3,16 @@
 # core imports another at run time for these.
 
 from cpython.float cimport PyFloat_AS_DOUBLE, PyFloat_CheckExact
-from cpython.long cimport PyLong_AsDouble, PyLong_CheckExact
+from cpython.exc cimport PyErr_Clear, PyErr_Occurred
+from cpython.long cimport PyLong_CheckExact
 from cpython.time cimport monotonic as cpython_monotonic
 from libc.math cimport INFINITY
+
+
+cdef extern from "Python.h":
+    # Declared without an exception value: an int too large for a double is
+    # sent to the Python check below, which names the argument.
+    double PyLong_AsDouble(object pylong) noexcept
 
 
 cdef extern from *:
@@ -51,6 +58,9 @@ cdef inline double as_number(object value, str name, int check) except? -1.0:
         result = PyFloat_AS_DOUBLE(value)
     elif PyLong_CheckExact(value):
         result = PyLong_AsDouble(value)
+        if result == -1.0 and PyErr_Occurred():
+            PyErr_Clear()
+            return _checked(value, name, check)
     else:
         return _checked(value, name, check)
     if check == NON_NEGATIVE_FINITE:

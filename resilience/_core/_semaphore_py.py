@@ -14,7 +14,7 @@ class SemaphoreCore:
     counter it serialises on.
     """
 
-    __slots__ = ("_limit", "_active", "_acquired", "_rejected", "_lock")
+    __slots__ = ("_acquired", "_active", "_limit", "_lock", "_rejected")
 
     def __init__(self, limit: int) -> None:
         self._limit = count("limit", limit)

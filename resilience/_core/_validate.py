@@ -8,15 +8,25 @@ the same exception with the same message, written once here.
 from __future__ import annotations
 
 import math
+import sys
+from collections.abc import Callable
 from numbers import Real
-from typing import Any, Callable
+from typing import Any
 
 
 def number(name: str, value: Any) -> float:
     """``value`` as a float; TypeError for non-numbers and bools, ValueError for NaN."""
-    if isinstance(value, bool) or not isinstance(value, Real):
+    kind = type(value)
+    if kind is float:
+        if value != value:
+            raise ValueError(f"{name} must not be NaN, got {value!r}")
+        return value  # type: ignore[no-any-return]
+    if kind is not int and (isinstance(value, bool) or not isinstance(value, Real)):
         raise TypeError(f"{name} must be a real number, got {value!r}")
-    result = float(value)
+    try:
+        result = float(value)
+    except OverflowError:
+        raise ValueError(f"{name} is too large for a float, got {value!r}") from None
     if result != result:
         raise ValueError(f"{name} must not be NaN, got {value!r}")
     return result
@@ -63,10 +73,10 @@ def ratio(name: str, value: Any) -> float:
 
 
 def count(name: str, value: Any, minimum: int = 1) -> int:
-    """An integer >= minimum (bools are not counts)."""
+    """An integer >= minimum that fits a C size (bools are not counts)."""
     if isinstance(value, bool) or not isinstance(value, int):
         raise TypeError(f"{name} must be an integer, got {value!r}")
-    if value < minimum:
+    if not minimum <= value <= sys.maxsize:
         raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}")
     return int(value)
 
@@ -80,7 +90,7 @@ def clock(value: Any) -> Callable[[], float] | None:
     """None (the monotonic clock) or a callable returning seconds."""
     if value is not None and not callable(value):
         raise TypeError(f"clock must be a callable returning seconds or None, got {value!r}")
-    return value
+    return value  # type: ignore[no-any-return]
 
 
 def clock_reading(value: Any) -> float:

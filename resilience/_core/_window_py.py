@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 import threading
-from typing import Callable
+from collections.abc import Callable
 
 from ._clock_py import read_now
 from ._validate import clock as check_clock
@@ -22,7 +22,7 @@ SLOW = 2
 class CountWindow:
     """The last ``size`` calls: a ring of one byte per call (failure and slow bits)."""
 
-    __slots__ = ("_size", "_ring", "_head", "_filled", "_calls", "_failures", "_slow", "_lock")
+    __slots__ = ("_calls", "_failures", "_filled", "_head", "_lock", "_ring", "_size", "_slow")
 
     def __init__(self, size: int) -> None:
         self._size = count("size", size)
@@ -91,8 +91,18 @@ class TimeWindow:
     """
 
     __slots__ = (
-        "_duration", "_buckets", "_width", "_calls_in", "_failures_in", "_slow_in",
-        "_epoch", "_calls", "_failures", "_slow", "_clock", "_lock",
+        "_buckets",
+        "_calls",
+        "_calls_in",
+        "_clock",
+        "_duration",
+        "_epoch",
+        "_failures",
+        "_failures_in",
+        "_lock",
+        "_slow",
+        "_slow_in",
+        "_width",
     )
 
     def __init__(

@@ -1,0 +1,147 @@
+"""``python -m resilience bench``: each core primitive, compiled vs pure, in one run.
+
+Every figure is the median over repeats of a timeit loop, in nanoseconds per
+operation, beside a bare call of ``def f(): return 1`` measured in the same
+run, so the ratios hold on a noisy machine even when the absolute times drift.
+"""
+
+from __future__ import annotations
+
+import gc
+import platform
+import statistics
+import sys
+import timeit
+import tracemalloc
+from collections.abc import Callable
+from dataclasses import dataclass
+from types import SimpleNamespace
+from typing import Any
+
+from . import __version__
+from ._core import IMPLEMENTATION, load
+
+
+@dataclass(frozen=True)
+class Case:
+    """One operation: ``setup(classes)`` builds the namespace ``stmt`` runs in."""
+
+    name: str
+    stmt: str
+    setup: Callable[[SimpleNamespace], dict[str, Any]]
+
+
+def _bare(_: SimpleNamespace) -> dict[str, Any]:
+    def f() -> int:
+        return 1
+
+    return {"f": f}
+
+
+CASES = (
+    Case(
+        "TokenBucket.try_acquire()",
+        "b.try_acquire()",
+        # A rate this high never runs dry, so every call takes the grant path.
+        lambda c: {"b": c.TokenBucket(1e12, 1e12)},
+    ),
+    Case(
+        "BreakerCore acquire + record_success",
+        "b.record_success(0.0, None, b.acquire())",
+        lambda c: {"b": c.BreakerCore()},
+    ),
+    Case(
+        "BreakerCore.acquire() while open",
+        "b.acquire()",
+        lambda c: _forced_open(c.BreakerCore()),
+    ),
+    Case(
+        "SemaphoreCore try_acquire + release",
+        "s.try_acquire(); s.release()",
+        lambda c: {"s": c.SemaphoreCore(10)},
+    ),
+    Case(
+        "CountWindow.record(False)",
+        "w.record(False)",
+        lambda c: {"w": c.CountWindow(100)},
+    ),
+    Case(
+        "TimeWindow.record(False)",
+        "w.record(False)",
+        lambda c: {"w": c.TimeWindow(60.0)},
+    ),
+)
+
+
+def _forced_open(breaker: Any) -> dict[str, Any]:
+    breaker.force_open()
+    return {"b": breaker}
+
+
+def time_ns(stmt: str, namespace: dict[str, Any], repeat: int, target: float) -> float:
+    """Median ns per run of ``stmt`` over ``repeat`` loops of about ``target`` seconds."""
+    timer = timeit.Timer(stmt, globals=namespace)
+    number, elapsed = 1, timer.timeit(1)
+    while elapsed < target / 10:  # calibrate: grow the loop to a tenth of the target
+        number *= 10
+        elapsed = timer.timeit(number)
+    number = max(1, int(number * target / elapsed))
+    gc_was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        samples = [timer.timeit(number) / number * 1e9 for _ in range(repeat)]
+    finally:
+        if gc_was_enabled:
+            gc.enable()
+    return statistics.median(samples)
+
+
+def breaker_memory(classes: SimpleNamespace, count: int = 2000) -> float:
+    """Bytes per ``BreakerCore()`` (count window of 100), measured with tracemalloc."""
+    gc.collect()
+    tracemalloc.start()
+    try:
+        before = tracemalloc.get_traced_memory()[0]
+        breakers = [classes.BreakerCore() for _ in range(count)]
+        after = tracemalloc.get_traced_memory()[0]
+    finally:
+        tracemalloc.stop()
+    # The list holding them is not part of a breaker.
+    return (after - before - sys.getsizeof(breakers)) / count
+
+
+def run(
+    repeat: int = 7, target: float = 0.1, out: Callable[[str], object] = print
+) -> dict[str, Any]:
+    """Print the table and return the figures (ns per operation)."""
+    names = ["cython", "python"]
+    twins = {}
+    for name in names:
+        try:
+            twins[name] = load(name)
+        except ImportError as exc:
+            out(f"note: the {name} twin is not available ({exc})")
+    out(
+        f"resilience {__version__} (live: {IMPLEMENTATION}) on {platform.python_implementation()}"
+        f" {platform.python_version()}, {platform.system()} {platform.machine()}"
+    )
+    bare = time_ns("f()", _bare(SimpleNamespace()), repeat, target)
+    out(f"bare call f(): {bare:.1f} ns (median of {repeat})")
+    header = f"{'operation':<40}" + "".join(f"{n + ' ns':>12}" for n in twins)
+    if len(twins) == 2:
+        header += f"{'speedup':>10}"
+    out(header)
+    results: dict[str, Any] = {"bare_ns": bare, "cases": {}}
+    for case in CASES:
+        row = {name: time_ns(case.stmt, case.setup(classes), repeat, target)
+               for name, classes in twins.items()}
+        results["cases"][case.name] = row
+        line = f"{case.name:<40}" + "".join(f"{row[n]:>12.1f}" for n in twins)
+        if len(twins) == 2:
+            line += f"{row['python'] / row['cython']:>9.1f}x"
+        out(line)
+    for name, classes in twins.items():
+        size = breaker_memory(classes)
+        results[f"breaker_bytes_{name}"] = size
+        out(f"memory per BreakerCore() (CountWindow(100)), {name}: {size:.0f} bytes (tracemalloc)")
+    return results
