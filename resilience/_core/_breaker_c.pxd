@@ -18,6 +18,7 @@ cdef class BreakerCore:
     cdef object _listener
 
     cdef int _state
+    cdef long long _counter
     cdef long long _generation
     cdef double _last
     cdef double _opened_at
@@ -26,7 +27,8 @@ cdef class BreakerCore:
     cdef long long _consecutive_failures
     cdef Py_ssize_t _probes_out
     cdef Py_ssize_t _probe_successes
-    cdef double _probe_issued_at
+    cdef long long* _probe_tokens   # half_open_calls slots, FREE when no permit is out
+    cdef double* _probe_times
 
     cdef unsigned long long _rejected
     cdef unsigned long long _total_calls
@@ -43,4 +45,6 @@ cdef class BreakerCore:
     cdef long long _acquire(self, double t, int* change) noexcept
     cdef int _apply(self, bint failure, double duration, double t, long long generation) noexcept
     cdef bint _should_trip(self) noexcept
-    cdef void _release(self, long long generation) noexcept
+    cdef long long _issue_probe(self, double t) noexcept
+    cdef void _take_back_lost_probes(self, double t) noexcept
+    cdef bint _settle(self, long long token) noexcept

@@ -7,6 +7,10 @@ when there was none) and handed to the listener after the critical section.
 """
 
 cimport cython
+from cpython.exc cimport PyErr_Clear, PyErr_Occurred
+from cpython.long cimport PyLong_CheckExact
+from cpython.mem cimport PyMem_Free, PyMem_Malloc
+from libc.limits cimport LLONG_MAX
 from libc.math cimport INFINITY, NAN
 
 from resilience._core._clock_c cimport NON_NEGATIVE_FINITE, as_number, monotonic, read_now
@@ -15,6 +19,24 @@ from resilience._core._window_c cimport CountWindow, TimeWindow
 from resilience._core._breaker_py import STATE_NAMES
 from resilience._core._validate import clock as check_clock
 from resilience._core._validate import count, optional, positive, ratio
+from resilience._core._validate import generation as check_generation
+
+cdef extern from "Python.h":
+    # Declared without an exception value: overflow goes to the Python check.
+    long long PyLong_AsLongLong(object value) noexcept
+
+
+cdef inline long long as_generation(object value) except? -2:
+    """A token from acquire() or -1; anything else goes through the Python check."""
+    cdef long long result
+    if PyLong_CheckExact(value):
+        result = PyLong_AsLongLong(value)
+        if result == -1 and PyErr_Occurred():
+            PyErr_Clear()
+        elif result >= -1:
+            return result
+    return check_generation(value)
+
 
 cdef enum:
     CLOSED = 0
@@ -23,10 +45,19 @@ cdef enum:
     FORCED_OPEN = 3
     DISABLED = 4
     NO_CHANGE = -1
+    FREE = -1
 
 
 cdef class BreakerCore:
     """The whole state machine of ``CircuitBreaker``, with its counters."""
+
+    def __cinit__(self, *args, **kwargs):
+        self._probe_tokens = NULL
+        self._probe_times = NULL
+
+    def __dealloc__(self):
+        PyMem_Free(self._probe_tokens)
+        PyMem_Free(self._probe_times)
 
     def __init__(
         self,
@@ -63,6 +94,12 @@ cdef class BreakerCore:
                 f" got {reset_timeout_max!r}"
             )
         self._half_open_calls = count("half_open_calls", half_open_calls)
+        PyMem_Free(self._probe_tokens)
+        PyMem_Free(self._probe_times)
+        self._probe_tokens = <long long*>PyMem_Malloc(self._half_open_calls * sizeof(long long))
+        self._probe_times = <double*>PyMem_Malloc(self._half_open_calls * sizeof(double))
+        if self._probe_tokens is NULL or self._probe_times is NULL:
+            raise MemoryError()
         self._clock = check_clock(clock)
         if listener is not None and not callable(listener):
             raise TypeError(f"listener must be callable or None, got {listener!r}")
@@ -75,6 +112,7 @@ cdef class BreakerCore:
             self._window = TimeWindow(duration, clock=clock)
             self._timed_window = True
         self._state = CLOSED
+        self._counter = 0
         self._generation = 0
         self._last = -INFINITY
         self._opened_at = 0.0
@@ -83,7 +121,9 @@ cdef class BreakerCore:
         self._consecutive_failures = 0
         self._probes_out = 0
         self._probe_successes = 0
-        self._probe_issued_at = 0.0
+        for i in range(self._half_open_calls):
+            self._probe_tokens[i] = FREE
+            self._probe_times[i] = 0.0
         self._rejected = 0
         self._total_calls = 0
         self._total_failures = 0
@@ -112,8 +152,12 @@ cdef class BreakerCore:
 
     cdef int _enter(self, int state, double t) noexcept:
         cdef int old = self._state
+        cdef Py_ssize_t i
         self._state = state
-        self._generation += 1
+        self._counter += 1
+        self._generation = self._counter
+        for i in range(self._half_open_calls):
+            self._probe_tokens[i] = FREE
         self._probes_out = 0
         self._probe_successes = 0
         if state == OPEN:
@@ -143,7 +187,7 @@ cdef class BreakerCore:
     # -- permits -----------------------------------------------------------
 
     def acquire(self, now=None):
-        """Take a permit: the current generation, or -1 when the call is refused."""
+        """Take a permit: a token for its outcome, or -1 when the call is refused."""
         cdef double t
         cdef long long token
         cdef int change = NO_CHANGE
@@ -164,18 +208,48 @@ cdef class BreakerCore:
         if state == HALF_OPEN:
             t = self._time(t)
             if self._probes_out >= self._half_open_calls:
-                if t < self._probe_issued_at + self._open_duration:
-                    self._rejected += 1
-                    return -1
-                # Probes neither recorded nor released in time are taken
-                # back; their late outcomes belong to a dead generation.
-                self._probes_out = 0
-                self._generation += 1
-            self._probes_out += 1
-            self._probe_issued_at = t
-            return self._generation
+                self._take_back_lost_probes(t)
+            if self._probes_out < self._half_open_calls:
+                return self._issue_probe(t)
         self._rejected += 1
         return -1
+
+    cdef long long _issue_probe(self, double t) noexcept:
+        cdef Py_ssize_t i = 0
+        while self._probe_tokens[i] != FREE:
+            i += 1
+        self._counter += 1
+        self._probe_tokens[i] = self._counter
+        self._probe_times[i] = t
+        self._probes_out += 1
+        return self._counter
+
+    cdef void _take_back_lost_probes(self, double t) noexcept:
+        # A late outcome of a probe taken back finds no slot: it is ignored.
+        cdef Py_ssize_t i
+        for i in range(self._half_open_calls):
+            if self._probe_tokens[i] != FREE and t >= self._probe_times[i] + self._open_duration:
+                self._probe_tokens[i] = FREE
+                self._probes_out -= 1
+
+    cdef bint _settle(self, long long token) noexcept:
+        """Whether an outcome with this token applies; frees its probe slot if it has one."""
+        cdef Py_ssize_t i
+        if self._state != HALF_OPEN:
+            return token == -1 or token == self._generation
+        if token == -1:
+            if self._probes_out == 0:
+                return True
+            token = LLONG_MAX
+            for i in range(self._half_open_calls):  # the oldest probe
+                if self._probe_tokens[i] != FREE and self._probe_tokens[i] < token:
+                    token = self._probe_tokens[i]
+        for i in range(self._half_open_calls):
+            if self._probe_tokens[i] == token:
+                self._probe_tokens[i] = FREE
+                self._probes_out -= 1
+                return True
+        return False
 
     def allow(self, now=None):
         """Two-step form: take a permit; answer it with one record_* or release()."""
@@ -183,22 +257,24 @@ cdef class BreakerCore:
 
     # -- outcomes ----------------------------------------------------------
 
-    def record_success(self, duration=0.0, now=None, long long generation=-1):
+    def record_success(self, duration=0.0, now=None, generation=-1):
         """A permitted call succeeded (slow when it took ``slow_call_duration`` or more)."""
         cdef double d = as_number(duration, "duration", NON_NEGATIVE_FINITE)
+        cdef long long g = as_generation(generation)
         cdef double t = self._given_time(now)
         cdef int change
         with cython.critical_section(self):
-            change = self._apply(False, d, t, generation)
+            change = self._apply(False, d, t, g)
         self._notify(change)
 
-    def record_failure(self, duration=0.0, now=None, long long generation=-1):
+    def record_failure(self, duration=0.0, now=None, generation=-1):
         """A permitted call failed."""
         cdef double d = as_number(duration, "duration", NON_NEGATIVE_FINITE)
+        cdef long long g = as_generation(generation)
         cdef double t = self._given_time(now)
         cdef int change
         with cython.critical_section(self):
-            change = self._apply(True, d, t, generation)
+            change = self._apply(True, d, t, g)
         self._notify(change)
 
     cdef int _apply(self, bint failure, double duration, double t, long long generation) noexcept:
@@ -208,7 +284,7 @@ cdef class BreakerCore:
             self._total_failures += 1
         if slow:
             self._total_slow_calls += 1
-        if generation >= 0 and generation != self._generation:
+        if not self._settle(generation):
             return NO_CHANGE
         cdef int state = self._state
         if state == CLOSED:
@@ -224,8 +300,6 @@ cdef class BreakerCore:
         elif state == HALF_OPEN:
             if failure:
                 return self._enter(OPEN, t)
-            if self._probes_out > 0:
-                self._probes_out -= 1
             self._probe_successes += 1
             if self._probe_successes >= self._half_open_calls:
                 return self._enter(CLOSED, t)
@@ -242,22 +316,18 @@ cdef class BreakerCore:
             return True
         return self._slow_call_rate > 0.0 and <double>self._window._slow / <double>calls >= self._slow_call_rate
 
-    @cython.critical_section
-    def release(self, long long generation=-1):
-        """Give a permit back with no outcome (a half-open probe is issued again)."""
-        self._release(generation)
+    def release(self, generation=-1):
+        """Give a permit back with no outcome (a half-open probe may be issued again)."""
+        cdef long long g = as_generation(generation)
+        with cython.critical_section(self):
+            self._settle(g)
 
-    @cython.critical_section
-    def record_ignored(self, long long generation=-1):
+    def record_ignored(self, generation=-1):
         """The call ended in an ignored exception: counted, then released."""
-        self._total_ignored += 1
-        self._release(generation)
-
-    cdef void _release(self, long long generation) noexcept:
-        if generation >= 0 and generation != self._generation:
-            return
-        if self._state == HALF_OPEN and self._probes_out > 0:
-            self._probes_out -= 1
+        cdef long long g = as_generation(generation)
+        with cython.critical_section(self):
+            self._total_ignored += 1
+            self._settle(g)
 
     # -- manual control ----------------------------------------------------
 
@@ -299,6 +369,9 @@ cdef class BreakerCore:
     def retry_after(self, now=None):
         """Seconds until a call may be let through: 0 when one may now, inf when forced open."""
         cdef double t = self._given_time(now)
+        cdef double oldest
+        cdef Py_ssize_t i
+        cdef int state
         with cython.critical_section(self):
             state = self._state
             if state == FORCED_OPEN:
@@ -306,7 +379,10 @@ cdef class BreakerCore:
             if state == OPEN:
                 return max(0.0, self._opened_at + self._open_duration - self._time(t))
             if state == HALF_OPEN and self._probes_out >= self._half_open_calls:
-                return max(0.0, self._probe_issued_at + self._open_duration - self._time(t))
+                oldest = INFINITY  # every slot is taken
+                for i in range(self._half_open_calls):
+                    oldest = min(oldest, self._probe_times[i])
+                return max(0.0, oldest + self._open_duration - self._time(t))
             return 0.0
 
     def window_totals(self, now=None):
@@ -357,7 +433,11 @@ cdef class BreakerCore:
         return self._total_ignored
 
     def __sizeof__(self):
-        return object.__sizeof__(self) + self._window.__sizeof__()
+        return (
+            object.__sizeof__(self)
+            + self._window.__sizeof__()
+            + self._half_open_calls * (sizeof(long long) + sizeof(double))
+        )
 
     def __repr__(self):
         return f"<BreakerCore state={STATE_NAMES[self._state]} generation={self._generation}>"

@@ -7,11 +7,16 @@ States and transitions::
     HALF_OPEN --any failure--> OPEN (open time doubles, up to reset_timeout_max)
     any --force_open()--> FORCED_OPEN, --disable()--> DISABLED, --reset()--> CLOSED
 
-Every transition starts a new generation. ``acquire`` hands out the current
-generation as a token; an outcome that comes back with an older token is
-counted in the lifetime totals but changes nothing, so a slow call that
-started before a trip cannot close or reopen the circuit. Outcomes given
-without a token apply to whatever the state is now (the two-step form).
+Tokens: every transition starts a new generation, numbered from one counter.
+In CLOSED (and DISABLED) ``acquire`` hands out the generation itself; in
+HALF_OPEN each probe permit gets a number of its own from the same counter
+and a slot with the time it was issued. An outcome whose token is neither
+the current generation nor a probe still out is counted in the lifetime
+totals but changes nothing, so a slow call that started before a trip cannot
+close or reopen the circuit. A probe out for longer than the current open
+duration is taken back when a permit is wanted, each on its own clock.
+Outcomes given without a token (-1) apply to whatever the state is now (the
+two-step form; in HALF_OPEN they settle the oldest probe).
 
 The listener, if any, is called as ``listener(old, new)`` after each change of
 state, outside the lock; it must not raise.
@@ -27,6 +32,7 @@ from time import monotonic
 from ._clock_py import read_now
 from ._validate import clock as check_clock
 from ._validate import count, non_negative_finite, optional, positive, ratio
+from ._validate import generation as check_generation
 from ._window_py import CountWindow, TimeWindow
 
 CLOSED = 0
@@ -36,6 +42,8 @@ FORCED_OPEN = 3
 DISABLED = 4
 
 STATE_NAMES = ("CLOSED", "OPEN", "HALF_OPEN", "FORCED_OPEN", "DISABLED")
+
+FREE = -1  # a probe slot with no permit out
 
 # ``t`` before the time has been read: the monotonic clock is read under the
 # lock only when an operation needs it (a trip, a time window).
@@ -60,8 +68,10 @@ class BreakerCore:
         "_minimum_calls",
         "_open_duration",
         "_opened_at",
-        "_probe_issued_at",
+        "_counter",
         "_probe_successes",
+        "_probe_times",
+        "_probe_tokens",
         "_probes_out",
         "_rejected",
         "_reset_timeout",
@@ -123,6 +133,7 @@ class BreakerCore:
             self._timed_window = True
         self._lock = threading.Lock()
         self._state = CLOSED
+        self._counter = 0
         self._generation = 0
         self._last = -math.inf
         self._opened_at = 0.0
@@ -131,7 +142,8 @@ class BreakerCore:
         self._consecutive_failures = 0
         self._probes_out = 0
         self._probe_successes = 0
-        self._probe_issued_at = 0.0
+        self._probe_tokens = [FREE] * self._half_open_calls
+        self._probe_times = [0.0] * self._half_open_calls
         self._rejected = 0
         self._total_calls = 0
         self._total_failures = 0
@@ -161,7 +173,10 @@ class BreakerCore:
         """Move to ``state``; returns ``(old, new)`` for the listener, or None if unchanged."""
         old = self._state
         self._state = state
-        self._generation += 1
+        self._counter += 1
+        self._generation = self._counter
+        for i in range(self._half_open_calls):
+            self._probe_tokens[i] = FREE
         self._probes_out = 0
         self._probe_successes = 0
         if state == OPEN:
@@ -192,7 +207,7 @@ class BreakerCore:
     # -- permits -----------------------------------------------------------
 
     def acquire(self, now: float | None = None) -> int:
-        """Take a permit: the current generation, or -1 when the call is refused."""
+        """Take a permit: a token for its outcome, or -1 when the call is refused."""
         with self._lock:
             if self._state in (CLOSED, DISABLED):
                 return self._generation
@@ -210,18 +225,41 @@ class BreakerCore:
         if state == HALF_OPEN:
             t = self._time(t)
             if self._probes_out >= self._half_open_calls:
-                if t < self._probe_issued_at + self._open_duration:
-                    self._rejected += 1
-                    return -1, change
-                # Probes neither recorded nor released in time are taken
-                # back; their late outcomes belong to a dead generation.
-                self._probes_out = 0
-                self._generation += 1
-            self._probes_out += 1
-            self._probe_issued_at = t
-            return self._generation, change
+                self._take_back_lost_probes(t)
+            if self._probes_out < self._half_open_calls:
+                return self._issue_probe(t), change
         self._rejected += 1
         return -1, change
+
+    def _issue_probe(self, t: float) -> int:
+        i = self._probe_tokens.index(FREE)
+        self._counter += 1
+        self._probe_tokens[i] = self._counter
+        self._probe_times[i] = t
+        self._probes_out += 1
+        return self._counter
+
+    def _take_back_lost_probes(self, t: float) -> None:
+        # A late outcome of a probe taken back finds no slot: it is ignored.
+        for i in range(self._half_open_calls):
+            if self._probe_tokens[i] != FREE and t >= self._probe_times[i] + self._open_duration:
+                self._probe_tokens[i] = FREE
+                self._probes_out -= 1
+
+    def _settle(self, token: int) -> bool:
+        """Whether an outcome with this token applies; frees its probe slot if it has one."""
+        if self._state != HALF_OPEN:
+            return token == -1 or token == self._generation
+        if token == -1:
+            if self._probes_out == 0:
+                return True
+            token = min(p for p in self._probe_tokens if p != FREE)  # the oldest probe
+        for i in range(self._half_open_calls):
+            if self._probe_tokens[i] == token:
+                self._probe_tokens[i] = FREE
+                self._probes_out -= 1
+                return True
+        return False
 
     def allow(self, now: float | None = None) -> bool:
         """Two-step form: take a permit; answer it with one record_* or release()."""
@@ -243,9 +281,10 @@ class BreakerCore:
 
     def _record(self, failure: bool, duration: float, now: float | None, generation: int) -> None:
         d = non_negative_finite("duration", duration)
+        g = check_generation(generation)
         t = self._given_time(now)
         with self._lock:
-            change = self._apply(failure, d, t, generation)
+            change = self._apply(failure, d, t, g)
         self._notify(change)
 
     def _apply(
@@ -257,7 +296,7 @@ class BreakerCore:
             self._total_failures += 1
         if slow:
             self._total_slow_calls += 1
-        if generation >= 0 and generation != self._generation:
+        if not self._settle(generation):
             return None
         state = self._state
         if state == CLOSED:
@@ -273,8 +312,6 @@ class BreakerCore:
         elif state == HALF_OPEN:
             if failure:
                 return self._enter(OPEN, t)
-            if self._probes_out > 0:
-                self._probes_out -= 1
             self._probe_successes += 1
             if self._probe_successes >= self._half_open_calls:
                 return self._enter(CLOSED, t)
@@ -293,21 +330,18 @@ class BreakerCore:
         return self._slow_call_rate is not None and window._slow / calls >= self._slow_call_rate
 
     def release(self, generation: int = -1) -> None:
-        """Give a permit back with no outcome (a half-open probe is issued again)."""
+        """Give a permit back with no outcome (a half-open probe may be issued again)."""
+        g = check_generation(generation)
         with self._lock:
-            self._release(generation)
+            self._settle(g)
 
     def record_ignored(self, generation: int = -1) -> None:
         """The call ended in an ignored exception: counted, then released."""
+        g = check_generation(generation)
         with self._lock:
             self._total_ignored += 1
-            self._release(generation)
+            self._settle(g)
 
-    def _release(self, generation: int) -> None:
-        if generation >= 0 and generation != self._generation:
-            return
-        if self._state == HALF_OPEN and self._probes_out > 0:
-            self._probes_out -= 1
 
     # -- manual control ----------------------------------------------------
 
@@ -354,7 +388,8 @@ class BreakerCore:
             if state == OPEN:
                 return max(0.0, self._opened_at + self._open_duration - self._time(t))
             if state == HALF_OPEN and self._probes_out >= self._half_open_calls:
-                return max(0.0, self._probe_issued_at + self._open_duration - self._time(t))
+                oldest = min(self._probe_times)  # every slot is taken
+                return max(0.0, oldest + self._open_duration - self._time(t))
             return 0.0
 
     def window_totals(self, now: float | None = None) -> tuple[int, int, int]:

@@ -11,4 +11,5 @@ cdef class TokenBucket:
     cdef unsigned long long _rejected
 
     cdef void _refill(self, double now) noexcept
+    cdef bint _holds(self, double n) noexcept
     cdef double _wait(self, double n) noexcept

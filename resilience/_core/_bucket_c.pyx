@@ -1,7 +1,7 @@
 """Token bucket, compiled twin of ``_bucket_py.py`` (same behaviour, same floats)."""
 
 cimport cython
-from libc.math cimport INFINITY
+from libc.math cimport INFINITY, fabs
 
 from resilience._core._clock_c cimport (
     NON_NEGATIVE,
@@ -10,11 +10,13 @@ from resilience._core._clock_c cimport (
     read_now,
 )
 
+from resilience._core._bucket_py import TIME_ROUNDING as _TIME_ROUNDING
 from resilience._core._bucket_py import TOLERANCE as _TOLERANCE
 from resilience._core._validate import clock as check_clock
 from resilience._core._validate import non_negative_finite, positive
 
 cdef double TOLERANCE = _TOLERANCE
+cdef double TIME_ROUNDING = _TIME_ROUNDING
 
 
 cdef class TokenBucket:
@@ -43,10 +45,15 @@ cdef class TokenBucket:
             self._tokens = min(self._capacity, self._tokens + (now - self._last) * self._rate)
             self._last = now
 
+    cdef inline bint _holds(self, double n) noexcept:
+        # See TIME_ROUNDING in _bucket_py.py.
+        cdef double slack = TOLERANCE + self._rate * fabs(self._last) * TIME_ROUNDING
+        return self._tokens + slack >= n
+
     cdef double _wait(self, double n) noexcept:
         if n > self._capacity:
             return INFINITY
-        if self._tokens + TOLERANCE >= n:
+        if self._holds(n):
             return 0.0
         return (n - self._tokens) / self._rate
 
@@ -56,7 +63,7 @@ cdef class TokenBucket:
         cdef double t = read_now(self._clock, now)
         with cython.critical_section(self):
             self._refill(t)
-            if self._tokens + TOLERANCE >= n:
+            if self._holds(n):
                 self._tokens -= n
                 self._granted += 1
                 return True
@@ -86,7 +93,7 @@ cdef class TokenBucket:
         with cython.critical_section(self):
             self._refill(t)
             wait = self._wait(n)
-            if wait > limit:
+            if wait > limit or wait == INFINITY:
                 self._rejected += 1
                 return -1.0
             self._tokens -= n

@@ -10,9 +10,12 @@ from ._clock_py import read_now
 from ._validate import clock as check_clock
 from ._validate import non_negative, non_negative_finite, positive
 
-# A grant may fall short of the asked tokens by this much, so that waiting
-# exactly ``wait_time()`` always succeeds despite rounding in the refill.
+# A grant may fall short of the asked tokens by what rounding can lose, so
+# that waiting exactly ``wait_time()`` always succeeds: TOLERANCE tokens, plus
+# the tokens of a few units in the last place of the clock reading (a
+# caller's ``now + wait`` at t = 1e6 s is rounded to about 1e-10 s).
 TOLERANCE = 1e-9
+TIME_ROUNDING = 4 * 2.220446049250313e-16
 
 
 class TokenBucket:
@@ -60,13 +63,17 @@ class TokenBucket:
             self._tokens = min(self._capacity, self._tokens + (now - self._last) * self._rate)
             self._last = now
 
+    def _holds(self, n: float) -> bool:
+        slack = TOLERANCE + self._rate * abs(self._last) * TIME_ROUNDING
+        return self._tokens + slack >= n
+
     def try_acquire(self, tokens: float = 1.0, now: float | None = None) -> bool:
         """Take ``tokens`` if the bucket holds them; never waits."""
         n = non_negative_finite("tokens", tokens)
         t = read_now(self._clock, now)
         with self._lock:
             self._refill(t)
-            if self._tokens + TOLERANCE >= n:
+            if self._holds(n):
                 self._tokens -= n
                 self._granted += 1
                 return True
@@ -84,7 +91,7 @@ class TokenBucket:
     def _wait(self, n: float) -> float:
         if n > self._capacity:
             return math.inf
-        if self._tokens + TOLERANCE >= n:
+        if self._holds(n):
             return 0.0
         return (n - self._tokens) / self._rate
 
@@ -104,7 +111,7 @@ class TokenBucket:
         with self._lock:
             self._refill(t)
             wait = self._wait(n)
-            if wait > limit:
+            if wait > limit or wait == math.inf:
                 self._rejected += 1
                 return -1.0
             self._tokens -= n

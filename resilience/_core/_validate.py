@@ -76,9 +76,18 @@ def count(name: str, value: Any, minimum: int = 1) -> int:
     """An integer >= minimum that fits a C size (bools are not counts)."""
     if isinstance(value, bool) or not isinstance(value, int):
         raise TypeError(f"{name} must be an integer, got {value!r}")
-    if not minimum <= value <= sys.maxsize:
+    if value < minimum:
         raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}")
+    if value > sys.maxsize:
+        raise ValueError(f"{name} must be an integer <= {sys.maxsize}, got {value!r}")
     return int(value)
+
+
+def generation(value: Any) -> int:
+    """A generation token from ``BreakerCore.acquire``, or -1 for "the current one"."""
+    if type(value) is int and -1 <= value <= sys.maxsize:
+        return value
+    return count("generation", value, -1)
 
 
 def optional(check: Callable[[str, Any], float], name: str, value: Any) -> float | None:
