@@ -15,11 +15,20 @@ from resilience._core._clock_c cimport read_now
 
 from resilience._core._validate import clock as check_clock
 from resilience._core._validate import count, positive
+from resilience._core._window_py import SLICE_LIMIT as _SLICE_LIMIT
 from resilience._core._window_py import default_buckets
 
 cdef enum:
     FAILURE = 1
     SLOW = 2
+
+
+cdef double SLICE_LIMIT = _SLICE_LIMIT
+
+
+cdef inline long long _slice_of(double now, double width) noexcept:
+    # Clamped so that slice numbers and their differences fit a C int64.
+    return <long long>floor(min(max(now / width, -SLICE_LIMIT), SLICE_LIMIT))
 
 
 cdef inline Py_ssize_t _slice(long long epoch, Py_ssize_t buckets) noexcept:
@@ -138,7 +147,7 @@ cdef class TimeWindow(OutcomeWindow):
         self._buckets = n
         self._width = self._duration / n
         self._clear()
-        self._epoch = <long long>floor(read_now(self._clock, None) / self._width)
+        self._epoch = _slice_of(read_now(self._clock, None), self._width)
 
     def __dealloc__(self):
         PyMem_Free(self._counts)
@@ -148,7 +157,7 @@ cdef class TimeWindow(OutcomeWindow):
         memset(self._counts, 0, 3 * self._buckets * sizeof(long long))
 
     cdef void _advance(self, double now) noexcept:
-        cdef long long epoch = <long long>floor(now / self._width)
+        cdef long long epoch = _slice_of(now, self._width)
         cdef long long steps = epoch - self._epoch
         cdef long long e
         cdef long long* slot

@@ -17,6 +17,7 @@ from ._validate import count, positive
 
 FAILURE = 1
 SLOW = 2
+SLICE_LIMIT = 2.0**61
 
 
 class CountWindow:
@@ -120,7 +121,7 @@ class TimeWindow:
         self._clock = check_clock(clock)
         self._lock = threading.Lock()
         self._clear()
-        self._epoch = math.floor(read_now(self._clock, None) / self._width)
+        self._epoch = self._slice_of(read_now(self._clock, None))
 
     def _clear(self) -> None:
         n = self._buckets
@@ -131,8 +132,12 @@ class TimeWindow:
         self._failures = 0
         self._slow = 0
 
+    def _slice_of(self, now: float) -> int:
+        # Clamped so that slice numbers and their differences fit a C int64.
+        return math.floor(min(max(now / self._width, -SLICE_LIMIT), SLICE_LIMIT))
+
     def _advance(self, now: float) -> None:
-        epoch = math.floor(now / self._width)
+        epoch = self._slice_of(now)
         steps = epoch - self._epoch
         if steps <= 0:
             return  # same slice, or a reading from the past: it counts as now
