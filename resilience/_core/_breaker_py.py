@@ -58,6 +58,7 @@ class BreakerCore:
     __slots__ = (
         "_clock",
         "_consecutive_failures",
+        "_counter",
         "_failure_rate",
         "_failure_threshold",
         "_generation",
@@ -68,7 +69,6 @@ class BreakerCore:
         "_minimum_calls",
         "_open_duration",
         "_opened_at",
-        "_counter",
         "_probe_successes",
         "_probe_times",
         "_probe_tokens",
