@@ -9,7 +9,7 @@ when there was none) and handed to the listener after the critical section.
 cimport cython
 from cpython.exc cimport PyErr_Clear, PyErr_Occurred
 from cpython.long cimport PyLong_CheckExact
-from cpython.mem cimport PyMem_Free, PyMem_Malloc
+from cpython.mem cimport PyMem_Calloc, PyMem_Free
 from libc.limits cimport LLONG_MAX
 from libc.math cimport INFINITY, NAN
 
@@ -96,8 +96,9 @@ cdef class BreakerCore:
         self._half_open_calls = count("half_open_calls", half_open_calls)
         PyMem_Free(self._probe_tokens)
         PyMem_Free(self._probe_times)
-        self._probe_tokens = <long long*>PyMem_Malloc(self._half_open_calls * sizeof(long long))
-        self._probe_times = <double*>PyMem_Malloc(self._half_open_calls * sizeof(double))
+        # Calloc checks count * size for overflow; a huge count is a MemoryError.
+        self._probe_tokens = <long long*>PyMem_Calloc(self._half_open_calls, sizeof(long long))
+        self._probe_times = <double*>PyMem_Calloc(self._half_open_calls, sizeof(double))
         if self._probe_tokens is NULL or self._probe_times is NULL:
             raise MemoryError()
         self._clock = check_clock(clock)

@@ -7,7 +7,7 @@ ones under its own.
 """
 
 cimport cython
-from cpython.mem cimport PyMem_Free, PyMem_Malloc
+from cpython.mem cimport PyMem_Calloc, PyMem_Free, PyMem_Malloc
 from libc.math cimport floor
 from libc.string cimport memset
 
@@ -141,7 +141,8 @@ cdef class TimeWindow(OutcomeWindow):
         self._clock = check_clock(clock)
         if self._counts is not NULL:
             PyMem_Free(self._counts)
-        self._counts = <long long*>PyMem_Malloc(3 * n * sizeof(long long))
+        # Calloc checks n * size for overflow; a huge count is a MemoryError.
+        self._counts = <long long*>PyMem_Calloc(n, 3 * sizeof(long long))
         if self._counts is NULL:
             raise MemoryError()
         self._buckets = n
