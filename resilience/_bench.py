@@ -1,8 +1,9 @@
-"""``python -m resilience bench``: each core primitive, compiled vs pure, in one run.
+"""``python -m resilience bench``: the core primitives and the policies, compiled vs pure.
 
 Every figure is the median over repeats of a timeit loop, in nanoseconds per
 operation, beside a bare call of ``def f(): return 1`` measured in the same
 run, so the ratios hold on a noisy machine even when the absolute times drift.
+Policy rows also show the cost over the bare call and DESIGN.md's target.
 """
 
 from __future__ import annotations
@@ -13,29 +14,61 @@ import statistics
 import sys
 import timeit
 import tracemalloc
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from types import SimpleNamespace
 from typing import Any
 
-from . import __version__
+from . import __version__, _core
 from ._core import IMPLEMENTATION, load
+from .breaker import CircuitBreaker
+from .errors import CircuitOpenError
 
 
 @dataclass(frozen=True)
 class Case:
-    """One operation: ``setup(classes)`` builds the namespace ``stmt`` runs in."""
+    """One operation: ``setup(classes)`` builds the namespace ``stmt`` runs in.
+
+    ``target`` is DESIGN.md's budget in ns over the bare call (policy rows).
+    """
 
     name: str
     stmt: str
     setup: Callable[[SimpleNamespace], dict[str, Any]]
+    target: float | None = None
+
+
+def f() -> int:
+    """The bare call every figure is set against."""
+    return 1
 
 
 def _bare(_: SimpleNamespace) -> dict[str, Any]:
-    def f() -> int:
-        return 1
-
     return {"f": f}
+
+
+@contextmanager
+def _running_on(classes: SimpleNamespace) -> Iterator[None]:
+    """Policies built inside take their core classes from ``classes``."""
+    saved = _core.SELECTED
+    _core.SELECTED = classes
+    try:
+        yield
+    finally:
+        _core.SELECTED = saved
+
+
+def _breaker_decorated(classes: SimpleNamespace) -> dict[str, Any]:
+    with _running_on(classes):
+        return {"g": CircuitBreaker()(f)}
+
+
+def _breaker_open(classes: SimpleNamespace) -> dict[str, Any]:
+    with _running_on(classes):
+        breaker = CircuitBreaker()
+    breaker.force_open()
+    return {"g": breaker(f), "E": CircuitOpenError}
 
 
 CASES = (
@@ -72,10 +105,29 @@ CASES = (
     ),
 )
 
+POLICY_CASES = (
+    Case("CircuitBreaker decorator, closed", "g()", _breaker_decorated, target=60.0),
+    Case(
+        "CircuitBreaker rejection while open",
+        "try:\n    g()\nexcept E:\n    pass",
+        _breaker_open,
+        target=350.0,
+    ),
+)
+
 
 def _forced_open(breaker: Any) -> dict[str, Any]:
     breaker.force_open()
     return {"b": breaker}
+
+
+def _measure(
+    case: Case, twins: dict[str, SimpleNamespace], repeat: int, target: float
+) -> dict[str, float]:
+    return {
+        name: time_ns(case.stmt, case.setup(classes), repeat, target)
+        for name, classes in twins.items()
+    }
 
 
 def time_ns(stmt: str, namespace: dict[str, Any], repeat: int, target: float) -> float:
@@ -133,13 +185,21 @@ def run(
     out(header)
     results: dict[str, Any] = {"bare_ns": bare, "cases": {}}
     for case in CASES:
-        row = {name: time_ns(case.stmt, case.setup(classes), repeat, target)
-               for name, classes in twins.items()}
+        row = _measure(case, twins, repeat, target)
         results["cases"][case.name] = row
         line = f"{case.name:<40}" + "".join(f"{row[n]:>12.1f}" for n in twins)
         if len(twins) == 2:
             line += f"{row['python'] / row['cython']:>9.1f}x"
         out(line)
+    out("")
+    out(f"{'policy (ns over the bare call)':<40}" + "".join(f"{n + ' ns':>12}" for n in twins)
+        + f"{'over bare':>11}{'target':>9}")
+    for case in POLICY_CASES:
+        row = _measure(case, twins, repeat, target)
+        results["cases"][case.name] = row
+        best = row.get("cython", row["python"])
+        line = f"{case.name:<40}" + "".join(f"{row[n]:>12.1f}" for n in twins)
+        out(line + f"{best - bare:>+11.1f}{case.target:>+9.0f}")
     for name, classes in twins.items():
         size = breaker_memory(classes)
         results[f"breaker_bytes_{name}"] = size

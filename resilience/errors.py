@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 __all__ = [
     "BulkheadFullError",
@@ -19,37 +19,55 @@ class ResilienceError(Exception):
     """Base class of every error raised by a resilience policy."""
 
 
-class CircuitOpenError(ResilienceError):
+class _Refusal(ResilienceError):
+    """A refusal raised on a hot path: ``(name, retry_after)`` are its args.
+
+    No Python ``__init__`` runs and the message is formatted only when read,
+    so refusing a call costs little more than the raise itself.
+    """
+
+    _what = ""  # "circuit": what refused
+    _verb = ""  # " is open": how it says so
+
+    if TYPE_CHECKING:
+
+        def __init__(self, name: str | None, retry_after: float) -> None: ...
+
+    @property
+    def name(self) -> str | None:
+        """The refusing policy's name."""
+        return self.args[0]  # type: ignore[no-any-return]
+
+    @property
+    def retry_after(self) -> float:
+        """Seconds until a call may be let through; ``Retry`` honours it."""
+        return self.args[1]  # type: ignore[no-any-return]
+
+    def __str__(self) -> str:
+        name, retry_after = self.args
+        label = f"{self._what} {name!r}" if name else self._what
+        return f"{label}{self._verb}; retry after {retry_after:.3f}s"
+
+
+class CircuitOpenError(_Refusal):
     """The circuit breaker refused the call.
 
     ``retry_after`` is the number of seconds until a probe call may be let
-    through (``inf`` while the breaker is forced open); ``Retry`` honours it.
+    through (``inf`` while the breaker is forced open).
     """
 
-    def __init__(self, name: str | None, retry_after: float) -> None:
-        self.name = name
-        self.retry_after = retry_after
-        label = f"circuit {name!r}" if name else "circuit"
-        super().__init__(f"{label} is open; retry after {retry_after:.3f}s")
-
-    def __reduce__(self) -> tuple[Any, ...]:
-        return (type(self), (self.name, self.retry_after))
+    _what = "circuit"
+    _verb = " is open"
 
 
-class RateLimitExceeded(ResilienceError):
+class RateLimitExceeded(_Refusal):
     """The rate limiter had no token within the allowed wait.
 
     ``retry_after`` is the number of seconds until one would be there.
     """
 
-    def __init__(self, name: str | None, retry_after: float) -> None:
-        self.name = name
-        self.retry_after = retry_after
-        label = f"rate limit {name!r}" if name else "rate limit"
-        super().__init__(f"{label} exceeded; retry after {retry_after:.3f}s")
-
-    def __reduce__(self) -> tuple[Any, ...]:
-        return (type(self), (self.name, self.retry_after))
+    _what = "rate limit"
+    _verb = " exceeded"
 
 
 class BulkheadFullError(ResilienceError):

@@ -13,6 +13,7 @@ from types import SimpleNamespace
 import pytest
 from hypothesis import HealthCheck, settings
 
+from resilience import _core
 from resilience._core import load
 
 settings.register_profile(
@@ -64,3 +65,14 @@ def twins(request: pytest.FixtureRequest) -> tuple[SimpleNamespace, SimpleNamesp
         return load("cython"), load("python")
     except ImportError as exc:
         pytest.fail(f"the compiled extension did not import: {exc}; {MISSING_HINT}")
+
+
+@pytest.fixture
+def policy_impl(impl: SimpleNamespace, monkeypatch: pytest.MonkeyPatch) -> SimpleNamespace:
+    """Policies built in this test run on the twin ``impl``.
+
+    They take their core classes from ``resilience._core.SELECTED`` when
+    constructed, so replacing it for the test is enough.
+    """
+    monkeypatch.setattr(_core, "SELECTED", impl)
+    return impl

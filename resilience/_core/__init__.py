@@ -19,6 +19,7 @@ from ._env import no_extensions
 CLASSES = {
     "_breaker": ("BreakerCore",),
     "_bucket": ("TokenBucket",),
+    "_calls": ("BreakerCall",),
     "_semaphore": ("SemaphoreCore",),
     "_window": ("CountWindow", "TimeWindow"),
 }
@@ -48,6 +49,10 @@ def _select() -> SimpleNamespace:
     return load("python")
 
 
+# The twin in use. The policies read their core classes from here when they
+# are constructed, so a test can run them on either twin by replacing it.
+SELECTED = _select()
+
 if TYPE_CHECKING:
     from ._breaker_py import BreakerCore
     from ._bucket_py import TokenBucket
@@ -56,14 +61,12 @@ if TYPE_CHECKING:
 
     IMPLEMENTATION: str
 else:
-    _selected = _select()
-    IMPLEMENTATION = _selected.IMPLEMENTATION
-    BreakerCore = _selected.BreakerCore
-    TokenBucket = _selected.TokenBucket
-    SemaphoreCore = _selected.SemaphoreCore
-    CountWindow = _selected.CountWindow
-    TimeWindow = _selected.TimeWindow
-    del _selected
+    IMPLEMENTATION = SELECTED.IMPLEMENTATION
+    BreakerCore = SELECTED.BreakerCore
+    TokenBucket = SELECTED.TokenBucket
+    SemaphoreCore = SELECTED.SemaphoreCore
+    CountWindow = SELECTED.CountWindow
+    TimeWindow = SELECTED.TimeWindow
 
 __all__ = [
     "CLASSES",
@@ -73,6 +76,7 @@ __all__ = [
     "HALF_OPEN",
     "IMPLEMENTATION",
     "OPEN",
+    "SELECTED",
     "STATE_NAMES",
     "BreakerCore",
     "CountWindow",

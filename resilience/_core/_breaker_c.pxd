@@ -36,10 +36,16 @@ cdef class BreakerCore:
     cdef unsigned long long _total_slow_calls
     cdef unsigned long long _total_ignored
 
+    # For the compiled policy wrappers: acquire() and record_*() without
+    # Python-level calls.
+    cdef long long take(self, object now) except? -2
+    cdef int settle(self, bint failure, double duration, long long token, object now) except -1
+    cdef double wait_for_permit(self, object now) except? -1.0
+
     cdef double _given_time(self, object now) except? -1.0
     cdef double _time(self, double t) noexcept
     cdef int _enter(self, int state, double t) noexcept
-    cdef _notify(self, int change)
+    cdef int _notify(self, int change) except -1
     cdef _force(self, int state)
     cdef int _open_if_due(self, double t) noexcept
     cdef long long _acquire(self, double t, int* change) noexcept

@@ -174,9 +174,10 @@ cdef class BreakerCore:
             self._window._clear()
         return NO_CHANGE if old == state else old * 8 + state
 
-    cdef _notify(self, int change):
+    cdef inline int _notify(self, int change) except -1:
         if change != NO_CHANGE and self._listener is not None:
             self._listener(change // 8, change % 8)
+        return 0
 
     cdef int _open_if_due(self, double t) noexcept:
         if self._state == OPEN:
@@ -189,6 +190,10 @@ cdef class BreakerCore:
 
     def acquire(self, now=None):
         """Take a permit: a token for its outcome, or -1 when the call is refused."""
+        return self.take(now)
+
+    cdef long long take(self, object now) except? -2:
+        """``acquire`` for compiled callers (the policy wrappers)."""
         cdef double t
         cdef long long token
         cdef int change = NO_CHANGE
@@ -261,22 +266,21 @@ cdef class BreakerCore:
     def record_success(self, duration=0.0, now=None, generation=-1):
         """A permitted call succeeded (slow when it took ``slow_call_duration`` or more)."""
         cdef double d = as_number(duration, "duration", NON_NEGATIVE_FINITE)
-        cdef long long g = as_generation(generation)
-        cdef double t = self._given_time(now)
-        cdef int change
-        with cython.critical_section(self):
-            change = self._apply(False, d, t, g)
-        self._notify(change)
+        self.settle(False, d, as_generation(generation), now)
 
     def record_failure(self, duration=0.0, now=None, generation=-1):
         """A permitted call failed."""
         cdef double d = as_number(duration, "duration", NON_NEGATIVE_FINITE)
-        cdef long long g = as_generation(generation)
+        self.settle(True, d, as_generation(generation), now)
+
+    cdef int settle(self, bint failure, double duration, long long token, object now) except -1:
+        """``record_failure`` / ``record_success`` for compiled callers, arguments checked."""
         cdef double t = self._given_time(now)
         cdef int change
         with cython.critical_section(self):
-            change = self._apply(True, d, t, g)
+            change = self._apply(failure, duration, t, token)
         self._notify(change)
+        return 0
 
     cdef int _apply(self, bint failure, double duration, double t, long long generation) noexcept:
         cdef bint slow = self._slow_call_duration > 0.0 and duration >= self._slow_call_duration
@@ -369,6 +373,10 @@ cdef class BreakerCore:
 
     def retry_after(self, now=None):
         """Seconds until a call may be let through: 0 when one may now, inf when forced open."""
+        return self.wait_for_permit(now)
+
+    cdef double wait_for_permit(self, object now) except? -1.0:
+        """``retry_after`` for compiled callers."""
         cdef double t = self._given_time(now)
         cdef double oldest
         cdef Py_ssize_t i

@@ -1,0 +1,24 @@
+cimport cython
+from cpython.object cimport PyObject
+
+from resilience._core._breaker_c cimport BreakerCore
+from resilience._core._vectorcall_c cimport vectorcallfunc
+
+
+@cython.final
+cdef class BreakerCall:
+    cdef vectorcallfunc _vectorcall
+    cdef object _fn
+    cdef BreakerCore _core
+    cdef object _name
+    cdef object _when_open
+    cdef bint _falls_back
+    cdef object _settle_exception
+    cdef object _settle_result
+    cdef object _clock
+    cdef bint _timed
+    cdef bint _judges_results
+    cdef dict __dict__
+
+    cdef inline double _now(self) except? -1.0
+    cdef object _run(self, long long token, PyObject** args, size_t nargsf, PyObject* kwnames)

@@ -1,0 +1,94 @@
+"""Compiled per-call wrappers of the policies, twins of ``_calls_py.py``.
+
+``CircuitBreaker(fn)`` returns a ``BreakerCall``: the protected call's fast
+path (take a permit, call, record a success) and the refusal while open run
+here in C; classifying an exception, judging a result and a fallback are the
+policy's own Python code, called back only when needed.
+"""
+
+cimport cython
+from cpython.exc cimport PyErr_SetObject
+from cpython.object cimport PyObject
+from cpython.ref cimport Py_INCREF
+
+from resilience._core._breaker_c cimport BreakerCore
+from resilience._core._clock_c cimport monotonic, read_now
+from resilience._core._vectorcall_c cimport (
+    PyObject_Vectorcall,
+    PyVectorcall_Call,
+    enable_vectorcall,
+    vectorcallfunc,
+)
+
+from types import MethodType
+
+from resilience.errors import CircuitOpenError
+
+
+@cython.final
+cdef class BreakerCall:
+    """``fn`` protected by a circuit breaker policy (made by ``CircuitBreaker``)."""
+
+    def __init__(self, policy, fn):
+        self._fn = fn
+        self._core = policy._core
+        self._name = policy._name
+        self._when_open = policy._when_open
+        self._falls_back = policy._fallback is not None
+        self._settle_exception = policy._settle_exception
+        self._settle_result = policy._settle_result
+        self._clock = policy._call_clock
+        self._timed = policy._timed
+        self._judges_results = policy._failure_if is not None
+        self._vectorcall = <vectorcallfunc>_breaker_vectorcall
+
+    def __call__(self, *args, **kwargs):
+        # Callers that do not use vectorcall land here, and go on to it.
+        return PyVectorcall_Call(self, args, kwargs)
+
+    cdef inline double _now(self) except? -1.0:
+        return monotonic() if self._clock is None else read_now(self._clock, None)
+
+    cdef object _run(self, long long token, PyObject** args, size_t nargsf, PyObject* kwnames):
+        cdef double start = self._now() if self._timed else 0.0
+        try:
+            result = PyObject_Vectorcall(self._fn, args, nargsf, kwnames)
+        except BaseException as exc:
+            self._settle_exception(token, exc, start)
+            raise
+        if self._judges_results:
+            self._settle_result(token, result, start)
+        else:
+            self._core.settle(False, self._now() - start if self._timed else 0.0, token, None)
+        return result
+
+    def __get__(self, obj, objtype):
+        # Bind like a function, so decorated methods receive ``self``.
+        return self if obj is None else MethodType(self, obj)
+
+    def __repr__(self):
+        return f"<BreakerCall {self._fn!r}>"
+
+
+cdef PyObject* _breaker_vectorcall(
+    BreakerCall self, PyObject** args, size_t nargsf, PyObject* kwnames
+) except NULL:
+    cdef long long token = self._core.take(None)
+    if token < 0:
+        if self._falls_back:
+            result = PyObject_Vectorcall(self._when_open, args, nargsf, kwnames)
+        else:
+            # Raised by hand: no traceback entry for this frame, no Python
+            # __init__ (the error's args are its fields), so a refusal costs
+            # little more than the raise.
+            error = CircuitOpenError(self._name, self._core.wait_for_permit(None))
+            PyErr_SetObject(CircuitOpenError, error)
+            return NULL
+    else:
+        result = self._run(token, args, nargsf, kwnames)
+    Py_INCREF(result)
+    return <PyObject*>result
+
+
+cdef BreakerCall _layout = BreakerCall.__new__(BreakerCall)
+enable_vectorcall(BreakerCall, <char*>&_layout._vectorcall - <char*><PyObject*>_layout)

@@ -1,0 +1,28 @@
+"""Per-call wrappers of the policies, pure-Python twins of ``_calls_c.pyx``.
+
+Each one simply runs the policy's own ``call``; the compiled twin does the
+same work with the fast path in C.
+"""
+
+from __future__ import annotations
+
+from types import MethodType
+from typing import Any
+
+
+class BreakerCall:
+    """``fn`` protected by a circuit breaker policy (made by ``CircuitBreaker``)."""
+
+    def __init__(self, policy: Any, fn: Any) -> None:
+        self._call = policy.call
+        self._fn = fn
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        return self._call(self._fn, *args, **kwargs)
+
+    def __get__(self, obj: object, objtype: type | None = None) -> Any:
+        # Bind like a function, so decorated methods receive ``self``.
+        return self if obj is None else MethodType(self, obj)
+
+    def __repr__(self) -> str:
+        return f"<BreakerCall {self._fn!r}>"

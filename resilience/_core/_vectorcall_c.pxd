@@ -1,0 +1,29 @@
+# Vectorcall for compiled wrappers (PEP 590): a wrapper object calls through
+# a C function pointer stored in the instance, so ``wrapper(*args)`` passes
+# its arguments on as a C array, with no tuple or dict built per call.
+
+from cpython.object cimport PyObject
+
+
+cdef extern from "Python.h":
+    ctypedef PyObject* (*vectorcallfunc)(
+        PyObject* callable, PyObject** args, size_t nargsf, PyObject* kwnames
+    )
+    # Declared returning ``object``: Cython checks for NULL and raises.
+    object PyObject_Vectorcall(object callable, PyObject** args, size_t nargsf, PyObject* kwnames)
+    object PyVectorcall_Call(object callable, object args, object kwargs)
+    unsigned long Py_TPFLAGS_HAVE_VECTORCALL
+
+    ctypedef struct TypeSlots "PyTypeObject":
+        unsigned long tp_flags
+        Py_ssize_t tp_vectorcall_offset
+
+
+cdef inline void enable_vectorcall(type kind, Py_ssize_t offset) noexcept:
+    """Make instances of ``kind`` callable through the pointer at ``offset``.
+
+    ``kind`` must be a final cdef class that also defines ``__call__`` (the
+    tp_call that CPython falls back to).
+    """
+    (<TypeSlots*>kind).tp_vectorcall_offset = offset
+    (<TypeSlots*>kind).tp_flags |= Py_TPFLAGS_HAVE_VECTORCALL

@@ -1,0 +1,107 @@
+"""What every policy shares: the decorator forms and the checks of common arguments.
+
+A policy implements ``call(fn, *args, **kwargs)`` and ``acall(...)``; this
+base turns them into a decorator for ``def`` and ``async def`` functions
+(methods included: the wrapper is a plain function, so it binds like one).
+A policy with a faster compiled wrapper overrides ``_wrap_sync``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import inspect
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Any, ParamSpec, TypeVar, overload
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+logger = logging.getLogger("resilience")
+
+# Never a failure and never retried, whatever ``record`` / ``on`` say: the
+# caller is being cancelled or the process is stopping.
+NEVER_FAILURES: tuple[type[BaseException], ...] = (
+    asyncio.CancelledError,
+    KeyboardInterrupt,
+    SystemExit,
+    GeneratorExit,
+)
+
+
+class Policy:
+    """Base of the policies: ``policy(fn)`` wraps ``fn`` with ``call`` / ``acall``."""
+
+    __slots__ = ()
+
+    @overload
+    def __call__(self, fn: Callable[P, Awaitable[R]]) -> Callable[P, Awaitable[R]]: ...
+    @overload
+    def __call__(self, fn: Callable[P, R]) -> Callable[P, R]: ...
+    def __call__(self, fn: Callable[P, Any]) -> Callable[P, Any]:
+        if not callable(fn):
+            raise TypeError(f"{type(self).__name__} decorates a callable, got {fn!r}")
+        if inspect.iscoroutinefunction(fn):
+            return self._wrap_async(fn)
+        return self._wrap_sync(fn)
+
+    def _wrap_sync(self, fn: Callable[P, R]) -> Callable[P, R]:
+        call = self.call
+
+        @functools.wraps(fn)
+        def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
+            return call(fn, *args, **kwargs)
+
+        return wrapper
+
+    def _wrap_async(self, fn: Callable[P, Awaitable[R]]) -> Callable[P, Awaitable[R]]:
+        acall = self.acall
+
+        @functools.wraps(fn)
+        async def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
+            return await acall(fn, *args, **kwargs)
+
+        return wrapper
+
+    def call(self, fn: Callable[P, R], /, *args: P.args, **kwargs: P.kwargs) -> R:
+        raise NotImplementedError
+
+    async def acall(
+        self, fn: Callable[P, Awaitable[R]], /, *args: P.args, **kwargs: P.kwargs
+    ) -> R:
+        raise NotImplementedError
+
+
+def check_name(name: object) -> str | None:
+    if name is not None and not isinstance(name, str):
+        raise TypeError(f"name must be a str or None, got {name!r}")
+    return name
+
+
+def check_exception_types(
+    argument: str, value: object
+) -> tuple[type[BaseException], ...]:
+    """An exception class or a tuple of them, as a tuple."""
+    types = value if isinstance(value, tuple) else (value,)
+    for kind in types:
+        if not (isinstance(kind, type) and issubclass(kind, BaseException)):
+            raise TypeError(
+                f"{argument} must be an exception class or a tuple of them, got {value!r}"
+            )
+    return types
+
+
+def check_callable(argument: str, value: object) -> Any:
+    if value is not None and not callable(value):
+        raise TypeError(f"{argument} must be callable or None, got {value!r}")
+    return value
+
+
+def notify(callbacks: list[Callable[..., object]], *args: object) -> None:
+    """Call each listener; one that raises is logged and the others still run."""
+    for callback in callbacks:
+        try:
+            callback(*args)
+        except Exception:
+            logger.exception("resilience listener %r failed", callback)

@@ -1,0 +1,357 @@
+"""CircuitBreaker: stop calling what keeps failing, probe it now and then.
+
+The state machine, the window and the counters are the core's
+(``BreakerCore``, compiled when it can be); this module adds what a caller
+touches: classifying exceptions and results, fallbacks, the decorator, call
+and context-manager forms, listeners and stats.
+"""
+
+from __future__ import annotations
+
+import functools
+import inspect
+import time
+from collections.abc import Awaitable, Callable
+from contextvars import ContextVar
+from dataclasses import dataclass
+from enum import Enum
+from types import TracebackType
+from typing import Any, ParamSpec, TypeVar
+
+from . import _core
+from ._core import CLOSED, DISABLED, FORCED_OPEN, HALF_OPEN, OPEN
+from ._policy import (
+    NEVER_FAILURES,
+    Policy,
+    check_callable,
+    check_exception_types,
+    check_name,
+    notify,
+)
+from .errors import CircuitOpenError
+
+__all__ = ["BreakerStats", "CircuitBreaker", "CircuitState"]
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+class CircuitState(str, Enum):
+    """The state of a circuit breaker."""
+
+    CLOSED = "CLOSED"
+    OPEN = "OPEN"
+    HALF_OPEN = "HALF_OPEN"
+    FORCED_OPEN = "FORCED_OPEN"
+    DISABLED = "DISABLED"
+
+    def __str__(self) -> str:
+        return self.value
+
+
+# Core state numbers -> CircuitState, by index.
+STATES = {
+    CLOSED: CircuitState.CLOSED,
+    OPEN: CircuitState.OPEN,
+    HALF_OPEN: CircuitState.HALF_OPEN,
+    FORCED_OPEN: CircuitState.FORCED_OPEN,
+    DISABLED: CircuitState.DISABLED,
+}
+
+# What an ended call means for the breaker.
+SUCCESS, FAILURE, IGNORED, NO_OUTCOME = range(4)
+
+
+@dataclass(frozen=True)
+class BreakerStats:
+    """A snapshot: the window's figures, then lifetime counters."""
+
+    name: str | None
+    state: CircuitState
+    calls: int
+    failures: int
+    slow_calls: int
+    failure_rate: float
+    slow_call_rate: float
+    consecutive_failures: int
+    rejected: int
+    total_calls: int
+    total_failures: int
+    total_slow_calls: int
+    total_ignored: int
+
+
+# The permits taken by ``with breaker:`` blocks in this thread or task:
+# (breaker, token, start) entries, innermost last.
+_held: ContextVar[tuple[tuple[CircuitBreaker, int, float], ...]] = ContextVar(
+    "resilience_breaker_permits", default=()
+)
+
+
+class CircuitBreaker(Policy):
+    """Trips open on failures, rejects while open, closes again after probes succeed.
+
+    See DESIGN.md's CircuitBreaker section for the full contract; in short:
+    ``failure_threshold`` consecutive failures, or a failure / slow-call rate
+    over the window once it holds ``minimum_calls`` calls, trips the circuit;
+    it stays open ``reset_timeout`` seconds (doubling per trip in a row up to
+    ``reset_timeout_max``), then lets ``half_open_calls`` probes through.
+
+    Exceptions that are instances of ``record`` (and not of ``ignore``) are
+    failures; ignored ones count as neither; any other exception counts as a
+    success. ``failure_if(result)`` makes returned values failures. While
+    open, calls raise ``CircuitOpenError`` or return ``fallback(*args,
+    **kwargs)``. Cancellation and interrupts never count.
+    """
+
+    __slots__ = (
+        "__weakref__",
+        "_call_clock",
+        "_clock",
+        "_core",
+        "_failure_if",
+        "_fallback",
+        "_ignore",
+        "_impl",
+        "_listeners",
+        "_name",
+        "_record",
+        "_timed",
+    )
+
+    def __init__(
+        self,
+        name: str | None = None,
+        *,
+        failure_threshold: int = 5,
+        failure_rate: float | None = None,
+        slow_call_duration: float | None = None,
+        slow_call_rate: float | None = None,
+        window: int = 100,
+        window_duration: float | None = None,
+        minimum_calls: int = 10,
+        reset_timeout: float = 30.0,
+        reset_timeout_max: float | None = None,
+        half_open_calls: int = 1,
+        record: type[BaseException] | tuple[type[BaseException], ...] = Exception,
+        ignore: type[BaseException] | tuple[type[BaseException], ...] = (),
+        failure_if: Callable[[Any], bool] | None = None,
+        fallback: Callable[..., Any] | None = None,
+        clock: Callable[[], float] | None = None,
+    ) -> None:
+        self._name = check_name(name)
+        self._record = check_exception_types("record", record)
+        self._ignore = check_exception_types("ignore", ignore)
+        self._failure_if = check_callable("failure_if", failure_if)
+        self._fallback = check_callable("fallback", fallback)
+        self._listeners: list[Callable[[CircuitBreaker, CircuitState, CircuitState], object]] = []
+        self._impl = _core.SELECTED  # the twin this breaker and its wrappers run on
+        self._core = self._impl.BreakerCore(
+            failure_threshold=failure_threshold,
+            failure_rate=failure_rate,
+            slow_call_duration=slow_call_duration,
+            slow_call_rate=slow_call_rate,
+            window=window,
+            window_duration=window_duration,
+            minimum_calls=minimum_calls,
+            reset_timeout=reset_timeout,
+            reset_timeout_max=reset_timeout_max,
+            half_open_calls=half_open_calls,
+            clock=clock,
+            listener=self._transition,
+        )
+        self._call_clock = clock  # None: compiled wrappers read the C monotonic clock
+        self._clock = time.monotonic if clock is None else clock
+        self._timed = slow_call_duration is not None
+
+    # -- outcomes ------------------------------------------------------------
+
+    def _classify(self, exc: BaseException) -> int:
+        if isinstance(exc, NEVER_FAILURES):
+            return NO_OUTCOME
+        if isinstance(exc, self._ignore):
+            return IGNORED
+        if isinstance(exc, self._record):
+            return FAILURE
+        return SUCCESS
+
+    def _settle(self, token: int, outcome: int, start: float) -> None:
+        """Answer the permit ``token`` with one outcome."""
+        core = self._core
+        if outcome == NO_OUTCOME:
+            core.release(token)
+        elif outcome == IGNORED:
+            core.record_ignored(token)
+        else:
+            duration = self._clock() - start if self._timed else 0.0
+            if outcome == FAILURE:
+                core.record_failure(duration, None, token)
+            else:
+                core.record_success(duration, None, token)
+
+    def _settle_exception(self, token: int, exc: BaseException, start: float) -> None:
+        self._settle(token, self._classify(exc), start)
+
+    def _settle_result(self, token: int, result: Any, start: float) -> None:
+        failure_if = self._failure_if
+        failed = failure_if is not None and failure_if(result)
+        self._settle(token, FAILURE if failed else SUCCESS, start)
+
+    def _open_error(self) -> CircuitOpenError:
+        return CircuitOpenError(self._name, self._core.retry_after())
+
+    def _when_open(self, *args: Any, **kwargs: Any) -> Any:
+        """A refused call: the fallback's value, or CircuitOpenError."""
+        if self._fallback is not None:
+            return self._fallback(*args, **kwargs)
+        raise self._open_error()
+
+    def _start(self) -> float:
+        return self._clock() if self._timed else 0.0
+
+    # -- call forms ----------------------------------------------------------
+
+    def call(self, fn: Callable[P, R], /, *args: P.args, **kwargs: P.kwargs) -> R:
+        """``fn(*args, **kwargs)`` through the breaker."""
+        token = self._core.acquire()
+        if token < 0:
+            return self._when_open(*args, **kwargs)  # type: ignore[no-any-return]
+        start = self._start()
+        try:
+            result = fn(*args, **kwargs)
+        except BaseException as exc:
+            self._settle_exception(token, exc, start)
+            raise
+        self._settle_result(token, result, start)
+        return result
+
+    def _wrap_sync(self, fn: Callable[P, R]) -> Callable[P, R]:
+        # The compiled twin runs ``call``'s fast path in C.
+        wrapper = self._impl.BreakerCall(self, fn)
+        functools.update_wrapper(wrapper, fn)
+        return wrapper  # type: ignore[no-any-return]
+
+    async def acall(
+        self, fn: Callable[P, Awaitable[R]], /, *args: P.args, **kwargs: P.kwargs
+    ) -> R:
+        """``await fn(*args, **kwargs)`` through the breaker."""
+        token = self._core.acquire()
+        if token < 0:
+            value = self._when_open(*args, **kwargs)
+            return await value if inspect.isawaitable(value) else value  # type: ignore[no-any-return]
+        start = self._start()
+        try:
+            result = await fn(*args, **kwargs)
+        except BaseException as exc:
+            self._settle_exception(token, exc, start)
+            raise
+        self._settle_result(token, result, start)
+        return result
+
+    def __enter__(self) -> CircuitBreaker:
+        token = self._core.acquire()
+        if token < 0:
+            raise self._open_error()
+        _held.set((*_held.get(), (self, token, self._start())))
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        token, start = self._pop_permit()
+        self._settle(token, SUCCESS if exc is None else self._classify(exc), start)
+
+    async def __aenter__(self) -> CircuitBreaker:
+        return self.__enter__()
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.__exit__(exc_type, exc, tb)
+
+    def _pop_permit(self) -> tuple[int, float]:
+        held = _held.get()
+        for i in range(len(held) - 1, -1, -1):
+            if held[i][0] is self:
+                _held.set(held[:i] + held[i + 1 :])
+                return held[i][1], held[i][2]
+        raise RuntimeError("__exit__ without a matching __enter__ in this thread or task")
+
+    # -- the two-step form -----------------------------------------------------
+
+    def allow(self) -> bool:
+        """Take a permit; answer it with one record_success / record_failure / release."""
+        return bool(self._core.allow())
+
+    def record_success(self, duration: float = 0.0) -> None:
+        self._core.record_success(duration)
+
+    def record_failure(self, duration: float = 0.0) -> None:
+        self._core.record_failure(duration)
+
+    def release(self) -> None:
+        """Give the permit back with no outcome."""
+        self._core.release()
+
+    # -- control and reading -------------------------------------------------------
+
+    @property
+    def name(self) -> str | None:
+        return self._name
+
+    @property
+    def state(self) -> CircuitState:
+        return STATES[self._core.state]
+
+    def force_open(self) -> None:
+        """Reject every call until ``reset()``."""
+        self._core.force_open()
+
+    def disable(self) -> None:
+        """Let every call through and judge none until ``reset()``."""
+        self._core.disable()
+
+    def reset(self) -> None:
+        """Back to CLOSED with a fresh window."""
+        self._core.reset()
+
+    def on_state_change(
+        self, callback: Callable[[CircuitBreaker, CircuitState, CircuitState], object]
+    ) -> Callable[[CircuitBreaker, CircuitState, CircuitState], object]:
+        """Call ``callback(breaker, old, new)`` on every change of state (usable as a decorator)."""
+        if not callable(callback):
+            raise TypeError(f"callback must be callable, got {callback!r}")
+        self._listeners.append(callback)
+        return callback
+
+    def _transition(self, old: int, new: int) -> None:
+        notify(self._listeners, self, STATES[old], STATES[new])
+
+    @property
+    def stats(self) -> BreakerStats:
+        core = self._core
+        calls, failures, slow = core.window_totals()
+        return BreakerStats(
+            name=self._name,
+            state=STATES[core.state],
+            calls=calls,
+            failures=failures,
+            slow_calls=slow,
+            failure_rate=failures / calls if calls else 0.0,
+            slow_call_rate=slow / calls if calls else 0.0,
+            consecutive_failures=core.consecutive_failures,
+            rejected=core.rejected,
+            total_calls=core.total_calls,
+            total_failures=core.total_failures,
+            total_slow_calls=core.total_slow_calls,
+            total_ignored=core.total_ignored,
+        )
+
+    def __repr__(self) -> str:
+        return f"<CircuitBreaker name={self._name!r} state={self.state.value}>"
