@@ -7,6 +7,7 @@ The hot paths are compiled Cython classes with pure-Python twins;
 
 from __future__ import annotations
 
+from . import backoff
 from ._core import (
     IMPLEMENTATION,
     BreakerCore,
@@ -15,15 +16,44 @@ from ._core import (
     TimeWindow,
     TokenBucket,
 )
+from .breaker import BreakerStats, CircuitBreaker, CircuitState
+from .errors import (
+    BulkheadFullError,
+    CircuitOpenError,
+    InjectedFault,
+    RateLimitExceeded,
+    ResilienceError,
+    RetryError,
+    TimeoutExceeded,
+)
+from .ratelimit import AdaptiveRateLimiter, RateLimiter, RateLimiterStats
+from .timeout import Timeout, deadline, remaining
 
 __version__ = "0.1.0"
 
 __all__ = [
     "IMPLEMENTATION",
+    "AdaptiveRateLimiter",
     "BreakerCore",
+    "BreakerStats",
+    "BulkheadFullError",
+    "CircuitBreaker",
+    "CircuitOpenError",
+    "CircuitState",
     "CountWindow",
+    "InjectedFault",
+    "RateLimitExceeded",
+    "RateLimiter",
+    "RateLimiterStats",
+    "ResilienceError",
+    "RetryError",
     "SemaphoreCore",
     "TimeWindow",
+    "Timeout",
+    "TimeoutExceeded",
     "TokenBucket",
     "__version__",
+    "backoff",
+    "deadline",
+    "remaining",
 ]

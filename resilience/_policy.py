@@ -13,6 +13,7 @@ import functools
 import inspect
 import logging
 from collections.abc import Awaitable, Callable
+from contextvars import ContextVar
 from typing import Any, ParamSpec, TypeVar, overload
 
 P = ParamSpec("P")
@@ -71,6 +72,29 @@ class Policy:
         self, fn: Callable[P, Awaitable[R]], /, *args: P.args, **kwargs: P.kwargs
     ) -> R:
         raise NotImplementedError
+
+
+# What ``with policy:`` blocks of this thread or task took on entry, for their
+# exit to settle: (policy, value) pairs, innermost last. A context variable,
+# so threads and asyncio tasks sharing one policy each see their own.
+_entries: ContextVar[tuple[tuple[object, Any], ...]] = ContextVar(
+    "resilience_entries", default=()
+)
+
+
+def push_entry(owner: object, value: Any) -> None:
+    """Remember ``value`` for the ``__exit__`` of ``owner``'s innermost block here."""
+    _entries.set((*_entries.get(), (owner, value)))
+
+
+def pop_entry(owner: object) -> Any:
+    """The value ``push_entry`` kept for ``owner``'s innermost open block here."""
+    entries = _entries.get()
+    for i in range(len(entries) - 1, -1, -1):
+        if entries[i][0] is owner:
+            _entries.set(entries[:i] + entries[i + 1 :])
+            return entries[i][1]
+    raise RuntimeError("__exit__ without a matching __enter__ in this thread or task")
 
 
 def check_name(name: object) -> str | None:

@@ -12,7 +12,6 @@ import functools
 import inspect
 import time
 from collections.abc import Awaitable, Callable
-from contextvars import ContextVar
 from dataclasses import dataclass
 from enum import Enum
 from types import TracebackType
@@ -27,6 +26,8 @@ from ._policy import (
     check_exception_types,
     check_name,
     notify,
+    pop_entry,
+    push_entry,
 )
 from .errors import CircuitOpenError
 
@@ -79,13 +80,6 @@ class BreakerStats:
     total_failures: int
     total_slow_calls: int
     total_ignored: int
-
-
-# The permits taken by ``with breaker:`` blocks in this thread or task:
-# (breaker, token, start) entries, innermost last.
-_held: ContextVar[tuple[tuple[CircuitBreaker, int, float], ...]] = ContextVar(
-    "resilience_breaker_permits", default=()
-)
 
 
 class CircuitBreaker(Policy):
@@ -252,7 +246,7 @@ class CircuitBreaker(Policy):
         token = self._core.acquire()
         if token < 0:
             raise self._open_error()
-        _held.set((*_held.get(), (self, token, self._start())))
+        push_entry(self, (token, self._start()))
         return self
 
     def __exit__(
@@ -261,7 +255,7 @@ class CircuitBreaker(Policy):
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        token, start = self._pop_permit()
+        token, start = pop_entry(self)
         self._settle(token, SUCCESS if exc is None else self._classify(exc), start)
 
     async def __aenter__(self) -> CircuitBreaker:
@@ -274,14 +268,6 @@ class CircuitBreaker(Policy):
         tb: TracebackType | None,
     ) -> None:
         self.__exit__(exc_type, exc, tb)
-
-    def _pop_permit(self) -> tuple[int, float]:
-        held = _held.get()
-        for i in range(len(held) - 1, -1, -1):
-            if held[i][0] is self:
-                _held.set(held[:i] + held[i + 1 :])
-                return held[i][1], held[i][2]
-        raise RuntimeError("__exit__ without a matching __enter__ in this thread or task")
 
     # -- the two-step form -----------------------------------------------------
 

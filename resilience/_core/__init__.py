@@ -19,7 +19,7 @@ from ._env import no_extensions
 CLASSES = {
     "_breaker": ("BreakerCore",),
     "_bucket": ("TokenBucket",),
-    "_calls": ("BreakerCall",),
+    "_calls": ("BreakerCall", "LimiterCall"),
     "_semaphore": ("SemaphoreCore",),
     "_window": ("CountWindow", "TimeWindow"),
 }

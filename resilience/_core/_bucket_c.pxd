@@ -11,5 +11,9 @@ cdef class TokenBucket:
     cdef unsigned long long _rejected
 
     cdef void _refill(self, double now) noexcept
+    # For the compiled policy wrappers: reserve() without a Python-level call.
+    cdef double take(self, double n, double limit, object now) except? -2.0
+    cdef double wait_for(self, double n, object now) except? -1.0
+
     cdef bint _holds(self, double n) noexcept
     cdef double _wait(self, double n) noexcept

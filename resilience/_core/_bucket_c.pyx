@@ -72,7 +72,10 @@ cdef class TokenBucket:
 
     def wait_time(self, tokens=1.0, now=None):
         """Seconds until ``tokens`` can be taken: 0 now, ``inf`` if over capacity."""
-        cdef double n = as_number(tokens, "tokens", NON_NEGATIVE_FINITE)
+        return self.wait_for(as_number(tokens, "tokens", NON_NEGATIVE_FINITE), now)
+
+    cdef double wait_for(self, double n, object now) except? -1.0:
+        """``wait_time`` for compiled callers, argument checked."""
         cdef double t = read_now(self._clock, now)
         with cython.critical_section(self):
             self._refill(t)
@@ -87,7 +90,10 @@ cdef class TokenBucket:
         ``refund``.
         """
         cdef double n = as_number(tokens, "tokens", NON_NEGATIVE_FINITE)
-        cdef double limit = as_number(max_wait, "max_wait", NON_NEGATIVE)
+        return self.take(n, as_number(max_wait, "max_wait", NON_NEGATIVE), now)
+
+    cdef double take(self, double n, double limit, object now) except? -2.0:
+        """``reserve`` for compiled callers, arguments checked."""
         cdef double t = read_now(self._clock, now)
         cdef double wait
         with cython.critical_section(self):

@@ -2,6 +2,7 @@ cimport cython
 from cpython.object cimport PyObject
 
 from resilience._core._breaker_c cimport BreakerCore
+from resilience._core._bucket_c cimport TokenBucket
 from resilience._core._vectorcall_c cimport vectorcallfunc
 
 
@@ -22,3 +23,15 @@ cdef class BreakerCall:
 
     cdef inline double _now(self) except? -1.0
     cdef object _run(self, long long token, PyObject** args, size_t nargsf, PyObject* kwnames)
+
+
+@cython.final
+cdef class LimiterCall:
+    cdef vectorcallfunc _vectorcall
+    cdef object _fn
+    cdef TokenBucket _bucket
+    cdef object _name
+    cdef bint _waits
+    cdef object _limit
+    cdef object _sleep_for
+    cdef dict __dict__

@@ -3,7 +3,13 @@
 ``CircuitBreaker(fn)`` returns a ``BreakerCall``: the protected call's fast
 path (take a permit, call, record a success) and the refusal while open run
 here in C; classifying an exception, judging a result and a fallback are the
-policy's own Python code, called back only when needed.
+policy's own Python code, called back only when needed. ``RateLimiter(fn)``
+returns a ``LimiterCall`` in the same way: the token is taken and a refusal
+raised in C; only a wait goes back to Python.
+
+Refusals are raised by hand (``PyErr_SetObject`` and NULL): no traceback
+entry for the wrapper and no Python ``__init__`` (the errors' args are their
+fields), so a refusal costs little more than the raise itself.
 """
 
 cimport cython
@@ -12,6 +18,7 @@ from cpython.object cimport PyObject
 from cpython.ref cimport Py_INCREF
 
 from resilience._core._breaker_c cimport BreakerCore
+from resilience._core._bucket_c cimport TokenBucket
 from resilience._core._clock_c cimport monotonic, read_now
 from resilience._core._vectorcall_c cimport (
     PyObject_Vectorcall,
@@ -22,7 +29,7 @@ from resilience._core._vectorcall_c cimport (
 
 from types import MethodType
 
-from resilience.errors import CircuitOpenError
+from resilience.errors import CircuitOpenError, RateLimitExceeded
 
 
 @cython.final
@@ -78,9 +85,6 @@ cdef PyObject* _breaker_vectorcall(
         if self._falls_back:
             result = PyObject_Vectorcall(self._when_open, args, nargsf, kwnames)
         else:
-            # Raised by hand: no traceback entry for this frame, no Python
-            # __init__ (the error's args are its fields), so a refusal costs
-            # little more than the raise.
             error = CircuitOpenError(self._name, self._core.wait_for_permit(None))
             PyErr_SetObject(CircuitOpenError, error)
             return NULL
@@ -90,5 +94,51 @@ cdef PyObject* _breaker_vectorcall(
     return <PyObject*>result
 
 
-cdef BreakerCall _layout = BreakerCall.__new__(BreakerCall)
-enable_vectorcall(BreakerCall, <char*>&_layout._vectorcall - <char*><PyObject*>_layout)
+@cython.final
+cdef class LimiterCall:
+    """``fn`` behind a rate limiter policy (made by ``RateLimiter``): one token a call."""
+
+    def __init__(self, policy, fn):
+        self._fn = fn
+        self._bucket = policy._bucket
+        self._name = policy._name
+        self._waits = policy._max_wait > 0.0
+        self._limit = policy._limit
+        self._sleep_for = policy._sleep_for
+        self._vectorcall = <vectorcallfunc>_limiter_vectorcall
+
+    def __call__(self, *args, **kwargs):
+        return PyVectorcall_Call(self, args, kwargs)
+
+    def __get__(self, obj, objtype):
+        return self if obj is None else MethodType(self, obj)
+
+    def __repr__(self):
+        return f"<LimiterCall {self._fn!r}>"
+
+
+cdef PyObject* _limiter_vectorcall(
+    LimiterCall self, PyObject** args, size_t nargsf, PyObject* kwnames
+) except NULL:
+    # Without max_wait there is nothing to wait for, so no deadline to read.
+    cdef double limit = self._limit(None) if self._waits else 0.0
+    cdef double wait = self._bucket.take(1.0, limit, None)
+    if wait < 0.0:
+        error = RateLimitExceeded(self._name, self._bucket.wait_for(1.0, None))
+        PyErr_SetObject(RateLimitExceeded, error)
+        return NULL
+    if wait > 0.0:
+        self._sleep_for(wait, 1.0)
+    result = PyObject_Vectorcall(self._fn, args, nargsf, kwnames)
+    Py_INCREF(result)
+    return <PyObject*>result
+
+
+cdef BreakerCall _breaker_layout = BreakerCall.__new__(BreakerCall)
+enable_vectorcall(
+    BreakerCall, <char*>&_breaker_layout._vectorcall - <char*><PyObject*>_breaker_layout
+)
+cdef LimiterCall _limiter_layout = LimiterCall.__new__(LimiterCall)
+enable_vectorcall(
+    LimiterCall, <char*>&_limiter_layout._vectorcall - <char*><PyObject*>_limiter_layout
+)

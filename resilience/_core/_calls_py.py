@@ -1,6 +1,6 @@
 """Per-call wrappers of the policies, pure-Python twins of ``_calls_c.pyx``.
 
-Each one simply runs the policy's own ``call``; the compiled twin does the
+Each one simply runs its policy's own ``call``; the compiled twins do the
 same work with the fast path in C.
 """
 
@@ -10,8 +10,10 @@ from types import MethodType
 from typing import Any
 
 
-class BreakerCall:
-    """``fn`` protected by a circuit breaker policy (made by ``CircuitBreaker``)."""
+class PolicyCall:
+    """``fn`` run through ``policy.call``, binding like a function."""
+
+    __slots__ = ("__dict__", "_call", "_fn")
 
     def __init__(self, policy: Any, fn: Any) -> None:
         self._call = policy.call
@@ -25,4 +27,16 @@ class BreakerCall:
         return self if obj is None else MethodType(self, obj)
 
     def __repr__(self) -> str:
-        return f"<BreakerCall {self._fn!r}>"
+        return f"<{type(self).__name__} {self._fn!r}>"
+
+
+class BreakerCall(PolicyCall):
+    """``fn`` protected by a circuit breaker policy (made by ``CircuitBreaker``)."""
+
+    __slots__ = ()
+
+
+class LimiterCall(PolicyCall):
+    """``fn`` behind a rate limiter policy (made by ``RateLimiter``): one token a call."""
+
+    __slots__ = ()

@@ -1,0 +1,355 @@
+"""RateLimiter and AdaptiveRateLimiter: so many operations per period.
+
+Both stand on the core ``TokenBucket``: ``rate`` operations per ``per``
+seconds, bursting to ``burst``. By default a call that finds no token fails
+at once with ``RateLimitExceeded`` (``max_wait=0``); with a wait allowed,
+tokens are reserved in arrival order and the caller sleeps for its turn —
+never when its turn would come after its limit or the current deadline, and
+handing its tokens back if it is cancelled or interrupted while asleep.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import inspect
+import threading
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from types import TracebackType
+from typing import Any, ParamSpec, TypeVar
+
+from . import _core
+from ._core._validate import clock as check_clock
+from ._core._validate import non_negative, number, positive
+from ._policy import NEVER_FAILURES, Policy, check_callable, check_name, pop_entry, push_entry
+from .errors import RateLimitExceeded
+from .timeout import remaining
+
+__all__ = ["AdaptiveRateLimiter", "RateLimiter", "RateLimiterStats"]
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+@dataclass(frozen=True)
+class RateLimiterStats:
+    """A snapshot of a limiter: its settings now and its lifetime counts."""
+
+    name: str | None
+    rate: float
+    per: float
+    burst: float
+    available: float
+    allowed: int
+    rejected: int
+
+
+class RateLimiter(Policy):
+    """``rate`` operations per ``per`` seconds, in bursts of up to ``burst`` (default ``rate``).
+
+    ``try_acquire`` never waits. ``acquire`` / ``aacquire`` wait up to
+    ``timeout`` (default ``max_wait``) and the current deadline, or raise
+    ``RateLimitExceeded`` at once. Each decorated call or ``with`` block takes
+    one token. ``sleep`` replaces ``time.sleep`` (and, when it is a coroutine
+    function such as ``FakeClock.asleep``, ``asyncio.sleep``) for tests.
+    """
+
+    __slots__ = ("__weakref__", "_bucket", "_impl", "_max_wait", "_name", "_per", "_sleep")
+
+    def __init__(
+        self,
+        rate: float,
+        *,
+        per: float = 1.0,
+        burst: float | None = None,
+        max_wait: float = 0.0,
+        name: str | None = None,
+        clock: Callable[[], float] | None = None,
+        sleep: Callable[[float], Any] | None = None,
+    ) -> None:
+        rate = positive("rate", rate)
+        self._per = positive("per", per)
+        capacity = rate if burst is None else positive("burst", burst)
+        self._max_wait = non_negative("max_wait", max_wait)
+        self._name = check_name(name)
+        self._sleep = check_callable("sleep", sleep)
+        self._impl = _core.SELECTED  # the twin this limiter and its wrappers run on
+        self._bucket = self._impl.TokenBucket(rate / self._per, capacity, clock=check_clock(clock))
+
+    # -- acquiring -------------------------------------------------------------
+
+    def try_acquire(self, tokens: float = 1) -> bool:
+        """Take ``tokens`` if they are there now; never waits."""
+        return bool(self._bucket.try_acquire(tokens))
+
+    def _limit(self, timeout: float | None) -> float:
+        wait = self._max_wait if timeout is None else non_negative("timeout", timeout)
+        return min(wait, remaining()) if wait > 0.0 else 0.0
+
+    def _reserve(self, tokens: float, timeout: float | None) -> float:
+        """Reserve the tokens; the wait before they are there, or RateLimitExceeded."""
+        wait: float = self._bucket.reserve(tokens, self._limit(timeout))
+        if wait < 0.0:
+            raise self._exceeded(tokens)
+        return wait
+
+    def _exceeded(self, tokens: float) -> RateLimitExceeded:
+        return RateLimitExceeded(self._name, self._bucket.wait_time(tokens))
+
+    def acquire(self, tokens: float = 1, timeout: float | None = None) -> None:
+        """Take ``tokens``, sleeping for them up to ``timeout`` (default ``max_wait``)."""
+        wait = self._reserve(tokens, timeout)
+        if wait > 0.0:
+            self._sleep_for(wait, tokens)
+
+    def _sleep_for(self, wait: float, tokens: float) -> None:
+        sleep = self._sleep
+        if sleep is None or inspect.iscoroutinefunction(sleep):
+            sleep = time.sleep
+        try:
+            sleep(wait)
+        except BaseException:
+            self._bucket.refund(tokens)  # interrupted: the tokens go back
+            raise
+
+    async def aacquire(self, tokens: float = 1, timeout: float | None = None) -> None:
+        """Take ``tokens``, awaiting them up to ``timeout`` (default ``max_wait``)."""
+        wait = self._reserve(tokens, timeout)
+        if wait > 0.0:
+            try:
+                pending = (self._sleep or asyncio.sleep)(wait)
+                if inspect.isawaitable(pending):
+                    await pending
+            except BaseException:
+                self._bucket.refund(tokens)  # cancelled: the tokens go back
+                raise
+
+    # -- call forms ------------------------------------------------------------
+
+    def call(self, fn: Callable[P, R], /, *args: P.args, **kwargs: P.kwargs) -> R:
+        """Take one token, then ``fn(*args, **kwargs)``."""
+        self.acquire()
+        return fn(*args, **kwargs)
+
+    async def acall(
+        self, fn: Callable[P, Awaitable[R]], /, *args: P.args, **kwargs: P.kwargs
+    ) -> R:
+        """Take one token, then ``await fn(*args, **kwargs)``."""
+        await self.aacquire()
+        return await fn(*args, **kwargs)
+
+    def _wrap_sync(self, fn: Callable[P, R]) -> Callable[P, R]:
+        # The compiled twin takes the token in C.
+        wrapper = self._impl.LimiterCall(self, fn)
+        functools.update_wrapper(wrapper, fn)
+        return wrapper  # type: ignore[no-any-return]
+
+    def __enter__(self) -> RateLimiter:
+        self.acquire()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        return None
+
+    async def __aenter__(self) -> RateLimiter:
+        await self.aacquire()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        return None
+
+    # -- reading -----------------------------------------------------------------
+
+    @property
+    def name(self) -> str | None:
+        return self._name
+
+    @property
+    def rate(self) -> float:
+        """Operations per ``per`` seconds, now."""
+        return float(self._bucket.rate * self._per)
+
+    @property
+    def available(self) -> float:
+        """Tokens there now (fractional; negative while waiters hold reservations)."""
+        return float(self._bucket.available)
+
+    @property
+    def stats(self) -> RateLimiterStats:
+        bucket = self._bucket
+        return RateLimiterStats(
+            name=self._name,
+            rate=self.rate,
+            per=self._per,
+            burst=bucket.capacity,
+            available=bucket.available,
+            allowed=bucket.granted,
+            rejected=bucket.rejected,
+        )
+
+    def __repr__(self) -> str:
+        return (
+            f"<{type(self).__name__} name={self._name!r} rate={self.rate!r}"
+            f" per={self._per!r} burst={self._bucket.capacity!r}>"
+        )
+
+
+class AdaptiveRateLimiter(RateLimiter):
+    """A RateLimiter that finds the rate the downstream can take (AIMD).
+
+    After a success the rate grows by ``increase``; after a failure — an
+    exception, or with ``latency_target`` a call that took longer — it is
+    multiplied by ``decrease``. Each kind of change happens at most once per
+    ``per`` seconds, and the rate stays within ``[min_rate, max_rate]``.
+    Cancellation and interrupts change nothing. Outcomes come from calls made
+    through the limiter, or are reported with ``record_success`` /
+    ``record_failure``.
+    """
+
+    __slots__ = (
+        "_clock",
+        "_decrease",
+        "_increase",
+        "_last_decrease",
+        "_last_increase",
+        "_latency_target",
+        "_lock",
+        "_max_rate",
+        "_min_rate",
+    )
+
+    def __init__(
+        self,
+        rate: float,
+        *,
+        per: float = 1.0,
+        min_rate: float,
+        max_rate: float,
+        increase: float = 1.0,
+        decrease: float = 0.5,
+        latency_target: float | None = None,
+        burst: float | None = None,
+        max_wait: float = 0.0,
+        name: str | None = None,
+        clock: Callable[[], float] | None = None,
+        sleep: Callable[[float], Any] | None = None,
+    ) -> None:
+        super().__init__(
+            rate, per=per, burst=burst, max_wait=max_wait, name=name, clock=clock, sleep=sleep
+        )
+        self._min_rate = positive("min_rate", min_rate)
+        self._max_rate = positive("max_rate", max_rate)
+        if not self._min_rate <= self.rate <= self._max_rate:
+            raise ValueError(
+                f"rate must be within [min_rate, max_rate] = [{min_rate!r}, {max_rate!r}],"
+                f" got {rate!r}"
+            )
+        self._increase = positive("increase", increase)
+        self._decrease = number("decrease", decrease)
+        if not 0.0 < self._decrease < 1.0:
+            raise ValueError(f"decrease must be in (0, 1), got {decrease!r}")
+        self._latency_target = (
+            None if latency_target is None else positive("latency_target", latency_target)
+        )
+        self._clock: Callable[[], float] = clock or time.monotonic
+        self._lock = threading.Lock()
+        self._last_increase = -float("inf")
+        self._last_decrease = -float("inf")
+
+    def record_success(self, duration: float = 0.0) -> None:
+        """Report a call that succeeded (a failure if slower than ``latency_target``)."""
+        target = self._latency_target
+        if target is not None and non_negative("duration", duration) > target:
+            self._adjust(failed=True)
+        else:
+            self._adjust(failed=False)
+
+    def record_failure(self) -> None:
+        """Report a call that failed."""
+        self._adjust(failed=True)
+
+    def _adjust(self, failed: bool) -> None:
+        now = self._clock()
+        with self._lock:
+            if failed:
+                if now - self._last_decrease < self._per:
+                    return
+                self._last_decrease = now
+                new = max(self._min_rate, self.rate * self._decrease)
+            else:
+                if now - self._last_increase < self._per:
+                    return
+                self._last_increase = now
+                new = min(self._max_rate, self.rate + self._increase)
+            self._bucket.set_rate(new / self._per)
+
+    def _observe(self, exc: BaseException | None, start: float) -> None:
+        if exc is None:
+            self.record_success(self._clock() - start)
+        elif not isinstance(exc, NEVER_FAILURES):
+            self.record_failure()
+
+    def call(self, fn: Callable[P, R], /, *args: P.args, **kwargs: P.kwargs) -> R:
+        self.acquire()
+        start = self._clock()
+        try:
+            result = fn(*args, **kwargs)
+        except BaseException as exc:
+            self._observe(exc, start)
+            raise
+        self._observe(None, start)
+        return result
+
+    async def acall(
+        self, fn: Callable[P, Awaitable[R]], /, *args: P.args, **kwargs: P.kwargs
+    ) -> R:
+        await self.aacquire()
+        start = self._clock()
+        try:
+            result = await fn(*args, **kwargs)
+        except BaseException as exc:
+            self._observe(exc, start)
+            raise
+        self._observe(None, start)
+        return result
+
+    def _wrap_sync(self, fn: Callable[P, R]) -> Callable[P, R]:
+        return Policy._wrap_sync(self, fn)  # outcomes are observed in Python
+
+    def __enter__(self) -> AdaptiveRateLimiter:
+        self.acquire()
+        push_entry(self, self._clock())
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self._observe(exc, pop_entry(self))
+
+    async def __aenter__(self) -> AdaptiveRateLimiter:
+        await self.aacquire()
+        push_entry(self, self._clock())
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self._observe(exc, pop_entry(self))
