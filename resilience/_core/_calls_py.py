@@ -19,7 +19,7 @@ class PolicyCall:
         self._call = policy.call
         self._fn = fn
 
-    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+    def __call__(self, /, *args: Any, **kwargs: Any) -> Any:
         return self._call(self._fn, *args, **kwargs)
 
     def __get__(self, obj: object, objtype: type | None = None) -> Any:

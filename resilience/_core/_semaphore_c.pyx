@@ -8,8 +8,11 @@ from resilience._core._validate import count
 cdef class SemaphoreCore:
     """At most ``limit`` permits out at once; counts what it grants and refuses.
 
-    Queueing and waking waiters belong to the ``Bulkhead`` policy; this is the
-    counter it serialises on.
+    It also counts the callers queued for a permit (``waiting``), so that a
+    permit is never taken past them: while anyone waits, ``try_acquire``
+    refuses and ``release_unless_queued`` leaves the permit for the caller to
+    hand over. The queue itself and the waking belong to the ``Bulkhead``
+    policy, which calls the queue methods under a lock of its own.
     """
 
     def __init__(self, limit):
@@ -17,11 +20,12 @@ cdef class SemaphoreCore:
         self._active = 0
         self._acquired = 0
         self._rejected = 0
+        self._waiting = 0
 
     @cython.critical_section
     def try_acquire(self, bint count_rejection=True):
-        """Take a permit if one is free; a refusal is counted unless told not to."""
-        if self._active < self._limit:
+        """Take a free permit unless someone is queued; a refusal counts unless told not to."""
+        if self._active < self._limit and self._waiting == 0:
             self._active += 1
             self._acquired += 1
             return True
@@ -35,6 +39,43 @@ cdef class SemaphoreCore:
         if self._active == 0:
             raise RuntimeError("release() called with no permit held")
         self._active -= 1
+
+    @cython.critical_section
+    def acquire_or_queue(self):
+        """Take a free permit (True), or count the caller as queued (False)."""
+        if self._active < self._limit and self._waiting == 0:
+            self._active += 1
+            self._acquired += 1
+            return True
+        self._waiting += 1
+        return False
+
+    @cython.critical_section
+    def release_unless_queued(self):
+        """Return a permit (True), unless someone is queued: then keep it for them (False)."""
+        if self._waiting > 0:
+            return False
+        if self._active == 0:
+            raise RuntimeError("release() called with no permit held")
+        self._active -= 1
+        return True
+
+    @cython.critical_section
+    def hand_over(self):
+        """A queued caller gets the permit kept for it by ``release_unless_queued``."""
+        self._leave()
+        self._acquired += 1
+
+    @cython.critical_section
+    def leave_queue(self):
+        """A queued caller gave up waiting."""
+        self._leave()
+
+    cdef int _leave(self) except -1:
+        if self._waiting == 0:
+            raise RuntimeError("nobody is queued")
+        self._waiting -= 1
+        return 0
 
     @cython.critical_section
     def reject(self):
@@ -62,6 +103,11 @@ cdef class SemaphoreCore:
         return max(0, self._limit - self._active)
 
     @property
+    def waiting(self):
+        """Callers queued for a permit."""
+        return self._waiting
+
+    @property
     def acquired(self):
         """Permits granted in all."""
         return self._acquired
@@ -72,4 +118,6 @@ cdef class SemaphoreCore:
         return self._rejected
 
     def __repr__(self):
-        return f"<SemaphoreCore active={self._active} limit={self._limit}>"
+        return (
+            f"<SemaphoreCore active={self._active} limit={self._limit} waiting={self._waiting}>"
+        )

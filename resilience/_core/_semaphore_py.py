@@ -10,23 +10,27 @@ from ._validate import count
 class SemaphoreCore:
     """At most ``limit`` permits out at once; counts what it grants and refuses.
 
-    Queueing and waking waiters belong to the ``Bulkhead`` policy; this is the
-    counter it serialises on.
+    It also counts the callers queued for a permit (``waiting``), so that a
+    permit is never taken past them: while anyone waits, ``try_acquire``
+    refuses and ``release_unless_queued`` leaves the permit for the caller to
+    hand over. The queue itself and the waking belong to the ``Bulkhead``
+    policy, which calls the queue methods under a lock of its own.
     """
 
-    __slots__ = ("_acquired", "_active", "_limit", "_lock", "_rejected")
+    __slots__ = ("_acquired", "_active", "_limit", "_lock", "_rejected", "_waiting")
 
     def __init__(self, limit: int) -> None:
         self._limit = count("limit", limit)
         self._active = 0
         self._acquired = 0
         self._rejected = 0
+        self._waiting = 0
         self._lock = threading.Lock()
 
     def try_acquire(self, count_rejection: bool = True) -> bool:
-        """Take a permit if one is free; a refusal is counted unless told not to."""
+        """Take a free permit unless someone is queued; a refusal counts unless told not to."""
         with self._lock:
-            if self._active < self._limit:
+            if self._active < self._limit and self._waiting == 0:
                 self._active += 1
                 self._acquired += 1
                 return True
@@ -40,6 +44,42 @@ class SemaphoreCore:
             if self._active == 0:
                 raise RuntimeError("release() called with no permit held")
             self._active -= 1
+
+    def acquire_or_queue(self) -> bool:
+        """Take a free permit (True), or count the caller as queued (False)."""
+        with self._lock:
+            if self._active < self._limit and self._waiting == 0:
+                self._active += 1
+                self._acquired += 1
+                return True
+            self._waiting += 1
+            return False
+
+    def release_unless_queued(self) -> bool:
+        """Return a permit (True), unless someone is queued: then keep it for them (False)."""
+        with self._lock:
+            if self._waiting > 0:
+                return False
+            if self._active == 0:
+                raise RuntimeError("release() called with no permit held")
+            self._active -= 1
+            return True
+
+    def hand_over(self) -> None:
+        """A queued caller gets the permit kept for it by ``release_unless_queued``."""
+        with self._lock:
+            self._leave()
+            self._acquired += 1
+
+    def leave_queue(self) -> None:
+        """A queued caller gave up waiting."""
+        with self._lock:
+            self._leave()
+
+    def _leave(self) -> None:
+        if self._waiting == 0:
+            raise RuntimeError("nobody is queued")
+        self._waiting -= 1
 
     def reject(self) -> None:
         """Count a refusal decided by the caller (a full queue, a timed-out wait)."""
@@ -67,6 +107,11 @@ class SemaphoreCore:
         return max(0, self._limit - self._active)
 
     @property
+    def waiting(self) -> int:
+        """Callers queued for a permit."""
+        return self._waiting
+
+    @property
     def acquired(self) -> int:
         """Permits granted in all."""
         return self._acquired
@@ -77,4 +122,6 @@ class SemaphoreCore:
         return self._rejected
 
     def __repr__(self) -> str:
-        return f"<SemaphoreCore active={self._active} limit={self._limit}>"
+        return (
+            f"<SemaphoreCore active={self._active} limit={self._limit} waiting={self._waiting}>"
+        )
