@@ -17,6 +17,7 @@ from ._core import (
     TokenBucket,
 )
 from .breaker import BreakerStats, CircuitBreaker, CircuitState
+from .bulkhead import Bulkhead, BulkheadStats
 from .errors import (
     BulkheadFullError,
     CircuitOpenError,
@@ -36,7 +37,9 @@ __all__ = [
     "AdaptiveRateLimiter",
     "BreakerCore",
     "BreakerStats",
+    "Bulkhead",
     "BulkheadFullError",
+    "BulkheadStats",
     "CircuitBreaker",
     "CircuitOpenError",
     "CircuitState",

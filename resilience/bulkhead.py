@@ -1,0 +1,288 @@
+"""Bulkhead: at most so many calls at once, a bounded queue for the rest.
+
+The count of holders and of queued callers is the core's
+(``SemaphoreCore``); this module keeps the queue itself, FIFO, shared by
+threads and asyncio tasks alike. A release with callers queued hands its
+permit straight to the first of them (it is never up for grabs in between),
+so nobody is overtaken. A permit always comes back: on exceptions, on
+cancellation, and when a wait times out just as the permit arrives.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import threading
+from collections import deque
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from types import TracebackType
+from typing import ParamSpec, TypeVar
+
+from . import _core
+from ._core._validate import count, non_negative
+from ._policy import Policy, check_name
+from .errors import BulkheadFullError
+from .timeout import remaining
+
+__all__ = ["Bulkhead", "BulkheadStats"]
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+@dataclass(frozen=True)
+class BulkheadStats:
+    """A snapshot of a bulkhead."""
+
+    name: str | None
+    max_concurrent: int
+    max_queue: int
+    active: int
+    waiting: int
+    acquired: int
+    rejected: int
+
+
+class _Waiter:
+    """One queued caller: woken by ``grant`` from whichever thread releases."""
+
+    __slots__ = ("granted",)
+
+    def __init__(self) -> None:
+        self.granted = False
+
+    def grant(self) -> None:
+        raise NotImplementedError
+
+
+class _ThreadWaiter(_Waiter):
+    __slots__ = ("_lock",)
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._lock = threading.Lock()
+        self._lock.acquire()  # released by grant()
+
+    def grant(self) -> None:
+        self.granted = True
+        self._lock.release()
+
+    def wait(self, timeout: float) -> None:
+        self._lock.acquire(timeout=-1 if timeout == float("inf") else timeout)
+
+
+class _TaskWaiter(_Waiter):
+    __slots__ = ("_future", "_loop")
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._loop = asyncio.get_running_loop()
+        self._future: asyncio.Future[None] = self._loop.create_future()
+
+    def grant(self) -> None:
+        self.granted = True
+        self._loop.call_soon_threadsafe(self._wake)
+
+    def _wake(self) -> None:
+        if not self._future.done():
+            self._future.set_result(None)
+
+    async def wait(self, timeout: float) -> None:
+        with contextlib.suppress(asyncio.TimeoutError):  # the caller checks ``granted``
+            await asyncio.wait_for(self._future, None if timeout == float("inf") else timeout)
+
+
+class Bulkhead(Policy):
+    """At most ``max_concurrent`` holders; up to ``max_queue`` more wait (FIFO).
+
+    A waiting caller waits at most ``max_wait`` seconds (or its own
+    ``timeout``, and never past the current deadline; real time, woken by
+    releases). Anyone else gets ``BulkheadFullError`` at once.
+    """
+
+    __slots__ = ("__weakref__", "_core", "_lock", "_max_queue", "_max_wait", "_name", "_queue")
+
+    def __init__(
+        self,
+        max_concurrent: int,
+        *,
+        max_queue: int = 0,
+        max_wait: float = 0.0,
+        name: str | None = None,
+    ) -> None:
+        self._core = _core.SELECTED.SemaphoreCore(count("max_concurrent", max_concurrent))
+        self._max_queue = count("max_queue", max_queue, 0)
+        self._max_wait = non_negative("max_wait", max_wait)
+        self._name = check_name(name)
+        self._lock = threading.Lock()  # guards the queue; the core's counts follow it
+        self._queue: deque[_Waiter] = deque()
+
+    # -- permits -------------------------------------------------------------
+
+    def try_acquire(self) -> bool:
+        """Take a permit if one is free and nobody is queued; never waits."""
+        return bool(self._core.try_acquire())
+
+    def _limit(self, timeout: float | None) -> float:
+        wait = self._max_wait if timeout is None else non_negative("timeout", timeout)
+        return min(wait, remaining())
+
+    def _enqueue(self, limit: float, make: Callable[[], _Waiter]) -> _Waiter | None:
+        """Under the lock: a permit now (None), a place in the queue, or BulkheadFullError."""
+        with self._lock:
+            full = limit <= 0.0 or len(self._queue) >= self._max_queue
+            if full:
+                if self._core.try_acquire(False):
+                    return None
+                self._core.reject()
+                raise self._full()
+            if self._core.acquire_or_queue():
+                return None
+            waiter = make()
+            self._queue.append(waiter)
+            return waiter
+
+    def _give_up(self, waiter: _Waiter) -> bool:
+        """After a wait ends unwoken: True if the permit came after all, else leave the queue."""
+        with self._lock:
+            if waiter.granted:
+                return True
+            self._queue.remove(waiter)
+            self._core.leave_queue()
+            return False
+
+    def _full(self) -> BulkheadFullError:
+        return BulkheadFullError(self._name, self._core.limit, self._max_queue)
+
+    def acquire(self, timeout: float | None = None) -> None:
+        """Take a permit, queueing up to ``timeout`` (default ``max_wait``) for one."""
+        if self._core.try_acquire(False):
+            return
+        limit = self._limit(timeout)
+        waiter = self._enqueue(limit, _ThreadWaiter)
+        if waiter is None:
+            return
+        assert isinstance(waiter, _ThreadWaiter)
+        try:
+            waiter.wait(limit)
+        except BaseException:
+            # Interrupted: leave the queue, or pass on a permit that came anyway.
+            if self._give_up(waiter):
+                self.release()
+            raise
+        self._after_wait(waiter)
+
+    def _after_wait(self, waiter: _Waiter) -> None:
+        if not waiter.granted and not self._give_up(waiter):
+            self._core.reject()
+            raise self._full()
+
+    async def aacquire(self, timeout: float | None = None) -> None:
+        """Take a permit, awaiting one up to ``timeout`` (default ``max_wait``)."""
+        if self._core.try_acquire(False):
+            return
+        limit = self._limit(timeout)
+        waiter = self._enqueue(limit, _TaskWaiter)
+        if waiter is None:
+            return
+        assert isinstance(waiter, _TaskWaiter)
+        try:
+            await waiter.wait(limit)
+        except BaseException:
+            # Cancelled: leave the queue, or pass on a permit that came anyway.
+            if self._give_up(waiter):
+                self.release()
+            raise
+        self._after_wait(waiter)
+
+    def release(self) -> None:
+        """Return a permit: to the first queued caller if any, else to the pool."""
+        if self._core.release_unless_queued():
+            return
+        with self._lock:
+            if not self._queue:
+                self._core.release()  # the queue emptied meanwhile
+                return
+            waiter = self._queue.popleft()
+            self._core.hand_over()
+            waiter.grant()
+
+    # -- call forms ------------------------------------------------------------
+
+    def call(self, fn: Callable[P, R], /, *args: P.args, **kwargs: P.kwargs) -> R:
+        """``fn(*args, **kwargs)`` holding a permit."""
+        self.acquire()
+        try:
+            return fn(*args, **kwargs)
+        finally:
+            self.release()
+
+    async def acall(
+        self, fn: Callable[P, Awaitable[R]], /, *args: P.args, **kwargs: P.kwargs
+    ) -> R:
+        """``await fn(*args, **kwargs)`` holding a permit."""
+        await self.aacquire()
+        try:
+            return await fn(*args, **kwargs)
+        finally:
+            self.release()
+
+    def __enter__(self) -> Bulkhead:
+        self.acquire()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.release()
+
+    async def __aenter__(self) -> Bulkhead:
+        await self.aacquire()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.release()
+
+    # -- reading -----------------------------------------------------------------
+
+    @property
+    def name(self) -> str | None:
+        return self._name
+
+    @property
+    def active(self) -> int:
+        """Permits held now."""
+        return int(self._core.active)
+
+    @property
+    def waiting(self) -> int:
+        """Callers queued now."""
+        return int(self._core.waiting)
+
+    @property
+    def stats(self) -> BulkheadStats:
+        core = self._core
+        return BulkheadStats(
+            name=self._name,
+            max_concurrent=core.limit,
+            max_queue=self._max_queue,
+            active=core.active,
+            waiting=core.waiting,
+            acquired=core.acquired,
+            rejected=core.rejected,
+        )
+
+    def __repr__(self) -> str:
+        return (
+            f"<Bulkhead name={self._name!r} active={self.active}/{self._core.limit}"
+            f" waiting={self.waiting}/{self._max_queue}>"
+        )
