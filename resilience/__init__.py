@@ -28,6 +28,7 @@ from .errors import (
     TimeoutExceeded,
 )
 from .ratelimit import AdaptiveRateLimiter, RateLimiter, RateLimiterStats
+from .retry import Retry, RetryBudget, RetryState, RetryStats
 from .timeout import Timeout, deadline, remaining
 
 __version__ = "0.1.0"
@@ -49,7 +50,11 @@ __all__ = [
     "RateLimiter",
     "RateLimiterStats",
     "ResilienceError",
+    "Retry",
+    "RetryBudget",
     "RetryError",
+    "RetryState",
+    "RetryStats",
     "SemaphoreCore",
     "TimeWindow",
     "Timeout",

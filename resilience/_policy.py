@@ -12,6 +12,7 @@ import asyncio
 import functools
 import inspect
 import logging
+import time
 from collections.abc import Awaitable, Callable
 from contextvars import ContextVar
 from typing import Any, ParamSpec, TypeVar, overload
@@ -120,6 +121,24 @@ def check_callable(argument: str, value: object) -> Any:
     if value is not None and not callable(value):
         raise TypeError(f"{argument} must be callable or None, got {value!r}")
     return value
+
+
+def sleep_with(sleep: Callable[[float], Any] | None, seconds: float) -> None:
+    """Sleep in sync code: with ``sleep``, unless it is None or a coroutine function."""
+    if sleep is None or inspect.iscoroutinefunction(sleep):
+        time.sleep(seconds)
+    else:
+        sleep(seconds)
+
+
+async def asleep_with(sleep: Callable[[float], Any] | None, seconds: float) -> None:
+    """Sleep in async code: ``asyncio.sleep``, or ``sleep`` (awaited when it gives an awaitable)."""
+    if sleep is None:
+        await asyncio.sleep(seconds)
+        return
+    pending = sleep(seconds)
+    if inspect.isawaitable(pending):
+        await pending
 
 
 def notify(callbacks: list[Callable[..., object]], *args: object) -> None:

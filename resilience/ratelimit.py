@@ -10,9 +10,7 @@ handing its tokens back if it is cancelled or interrupted while asleep.
 
 from __future__ import annotations
 
-import asyncio
 import functools
-import inspect
 import threading
 import time
 from collections.abc import Awaitable, Callable
@@ -23,7 +21,16 @@ from typing import Any, ParamSpec, TypeVar
 from . import _core
 from ._core._validate import clock as check_clock
 from ._core._validate import non_negative, number, positive
-from ._policy import NEVER_FAILURES, Policy, check_callable, check_name, pop_entry, push_entry
+from ._policy import (
+    NEVER_FAILURES,
+    Policy,
+    asleep_with,
+    check_callable,
+    check_name,
+    pop_entry,
+    push_entry,
+    sleep_with,
+)
 from .errors import RateLimitExceeded
 from .timeout import remaining
 
@@ -105,11 +112,8 @@ class RateLimiter(Policy):
             self._sleep_for(wait, tokens)
 
     def _sleep_for(self, wait: float, tokens: float) -> None:
-        sleep = self._sleep
-        if sleep is None or inspect.iscoroutinefunction(sleep):
-            sleep = time.sleep
         try:
-            sleep(wait)
+            sleep_with(self._sleep, wait)
         except BaseException:
             self._bucket.refund(tokens)  # interrupted: the tokens go back
             raise
@@ -119,9 +123,7 @@ class RateLimiter(Policy):
         wait = self._reserve(tokens, timeout)
         if wait > 0.0:
             try:
-                pending = (self._sleep or asyncio.sleep)(wait)
-                if inspect.isawaitable(pending):
-                    await pending
+                await asleep_with(self._sleep, wait)
             except BaseException:
                 self._bucket.refund(tokens)  # cancelled: the tokens go back
                 raise
