@@ -63,7 +63,16 @@ class RateLimiter(Policy):
     function such as ``FakeClock.asleep``, ``asyncio.sleep``) for tests.
     """
 
-    __slots__ = ("__weakref__", "_bucket", "_impl", "_max_wait", "_name", "_per", "_sleep")
+    __slots__ = (
+        "__weakref__",
+        "_bucket",
+        "_impl",
+        "_max_wait",
+        "_name",
+        "_per",
+        "_rate",
+        "_sleep",
+    )
 
     def __init__(
         self,
@@ -76,14 +85,18 @@ class RateLimiter(Policy):
         clock: Callable[[], float] | None = None,
         sleep: Callable[[float], Any] | None = None,
     ) -> None:
-        rate = positive("rate", rate)
+        # Kept as given: the bucket's per-second rate is derived from it, and
+        # rate / per * per need not give back the same float.
+        self._rate = positive("rate", rate)
         self._per = positive("per", per)
-        capacity = rate if burst is None else positive("burst", burst)
+        capacity = self._rate if burst is None else positive("burst", burst)
         self._max_wait = non_negative("max_wait", max_wait)
         self._name = check_name(name)
         self._sleep = check_callable("sleep", sleep)
         self._impl = _core.SELECTED  # the twin this limiter and its wrappers run on
-        self._bucket = self._impl.TokenBucket(rate / self._per, capacity, clock=check_clock(clock))
+        self._bucket = self._impl.TokenBucket(
+            self._rate / self._per, capacity, clock=check_clock(clock)
+        )
 
     # -- acquiring -------------------------------------------------------------
 
@@ -181,7 +194,7 @@ class RateLimiter(Policy):
     @property
     def rate(self) -> float:
         """Operations per ``per`` seconds, now."""
-        return float(self._bucket.rate * self._per)
+        return self._rate
 
     @property
     def available(self) -> float:
@@ -295,6 +308,7 @@ class AdaptiveRateLimiter(RateLimiter):
                     return
                 self._last_increase = now
                 new = min(self._max_rate, self.rate + self._increase)
+            self._rate = new
             self._bucket.set_rate(new / self._per)
 
     def _observe(self, exc: BaseException | None, start: float) -> None:
