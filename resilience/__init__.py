@@ -27,6 +27,8 @@ from .errors import (
     RetryError,
     TimeoutExceeded,
 )
+from .fallback import Fallback
+from .pipeline import Pipeline
 from .ratelimit import AdaptiveRateLimiter, RateLimiter, RateLimiterStats
 from .retry import Retry, RetryBudget, RetryState, RetryStats
 from .timeout import Timeout, deadline, remaining
@@ -45,7 +47,9 @@ __all__ = [
     "CircuitOpenError",
     "CircuitState",
     "CountWindow",
+    "Fallback",
     "InjectedFault",
+    "Pipeline",
     "RateLimitExceeded",
     "RateLimiter",
     "RateLimiterStats",

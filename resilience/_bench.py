@@ -26,7 +26,9 @@ from ._core import IMPLEMENTATION, load
 from .breaker import CircuitBreaker
 from .bulkhead import Bulkhead
 from .errors import CircuitOpenError
+from .pipeline import Pipeline
 from .ratelimit import RateLimiter
+from .retry import Retry
 
 
 @dataclass(frozen=True)
@@ -112,6 +114,17 @@ async def af() -> int:
 ASYNC_BATCH = 1000
 
 
+def _retry_decorated(classes: SimpleNamespace) -> dict[str, Any]:
+    with _running_on(classes):
+        return {"g": Retry()(f)}
+
+
+def _pipeline_decorated(classes: SimpleNamespace) -> dict[str, Any]:
+    with _running_on(classes):
+        pipeline = Pipeline(CircuitBreaker(), RateLimiter(1e12), Bulkhead(10), Retry())
+        return {"g": pipeline(f)}
+
+
 def _breaker_open(classes: SimpleNamespace) -> dict[str, Any]:
     with _running_on(classes):
         breaker = CircuitBreaker()
@@ -164,6 +177,13 @@ POLICY_CASES = (
     ),
     Case("RateLimiter decorator, allowed", "g()", _limiter_decorated, target=80.0),
     Case("Bulkhead sync with, free", "with b:\n    pass", _bulkhead, target=120.0, absolute=True),
+    Case("Retry decorator, success first try", "g()", _retry_decorated, target=120.0),
+    Case(
+        "Pipeline breaker+limiter+bulkhead+retry",
+        "g()",
+        _pipeline_decorated,
+        target=300.0,
+    ),
     Case(
         "Bulkhead async with, free (vs bare await)",
         "run(main())",

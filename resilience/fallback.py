@@ -1,0 +1,84 @@
+"""Fallback: a value instead of an error."""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Awaitable, Callable
+from typing import Any, ParamSpec, TypeVar
+
+from ._policy import NEVER_FAILURES, Policy, check_callable, check_exception_types, check_name
+
+__all__ = ["Fallback"]
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+class Fallback(Policy):
+    """When the call raises one of ``on``, return ``handler(exc, *args, **kwargs)`` instead.
+
+    ``on`` is exception types or a predicate on the exception. For async
+    calls an awaitable the handler returns is awaited. Cancellation and
+    interrupts are never replaced.
+    """
+
+    __slots__ = ("_handler", "_name", "_on", "_predicate")
+
+    def __init__(
+        self,
+        handler: Callable[..., Any],
+        *,
+        on: type[BaseException]
+        | tuple[type[BaseException], ...]
+        | Callable[[BaseException], bool] = Exception,
+        name: str | None = None,
+    ) -> None:
+        if handler is None:
+            raise TypeError("handler must be callable, got None")
+        self._handler = check_callable("handler", handler)
+        self._predicate: Callable[[BaseException], bool] | None = None
+        self._on: tuple[type[BaseException], ...] = ()
+        if isinstance(on, tuple) or (isinstance(on, type) and issubclass(on, BaseException)):
+            self._on = check_exception_types("on", on)
+        elif callable(on):
+            self._predicate = on  # type: ignore[assignment]
+        else:
+            raise TypeError(
+                f"on must be an exception class, a tuple of them or a predicate, got {on!r}"
+            )
+        self._name = check_name(name)
+
+    @property
+    def name(self) -> str | None:
+        return self._name
+
+    def _replaces(self, exc: BaseException) -> bool:
+        if isinstance(exc, NEVER_FAILURES):
+            return False
+        if self._predicate is not None:
+            return bool(self._predicate(exc))
+        return isinstance(exc, self._on)
+
+    def call(self, fn: Callable[P, R], /, *args: P.args, **kwargs: P.kwargs) -> R:
+        """``fn(*args, **kwargs)``, or the handler's value when it raises one of ``on``."""
+        try:
+            return fn(*args, **kwargs)
+        except BaseException as exc:
+            if not self._replaces(exc):
+                raise
+            return self._handler(exc, *args, **kwargs)  # type: ignore[no-any-return]
+
+    async def acall(
+        self, fn: Callable[P, Awaitable[R]], /, *args: P.args, **kwargs: P.kwargs
+    ) -> R:
+        """``await fn(*args, **kwargs)``, or the handler's (awaited) value."""
+        try:
+            return await fn(*args, **kwargs)
+        except BaseException as exc:
+            if not self._replaces(exc):
+                raise
+            value = self._handler(exc, *args, **kwargs)
+            return await value if inspect.isawaitable(value) else value  # type: ignore[no-any-return]
+
+    def __repr__(self) -> str:
+        return f"<Fallback name={self._name!r} handler={self._handler!r}>"

@@ -1,0 +1,103 @@
+"""Pipeline: several policies composed into one, outermost first."""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+from collections.abc import Awaitable, Callable
+from types import TracebackType
+from typing import Any, ParamSpec, TypeVar
+
+from ._policy import Policy, pop_entry, push_entry
+
+__all__ = ["Pipeline"]
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+class Pipeline(Policy):
+    """``Pipeline(a, b, c)`` runs a call as ``a`` around ``b`` around ``c`` around it.
+
+    As a decorator it wraps once (each policy's own, compiled where it has
+    one, wrapper around the next); ``call`` / ``acall`` compose per call. It
+    is a context manager (``with`` / ``async with``) only when every member
+    is one of that kind: members are entered in order and left in reverse.
+    """
+
+    __slots__ = ("policies",)
+
+    def __init__(self, *policies: Policy) -> None:
+        for policy in policies:
+            if not isinstance(policy, Policy):
+                raise TypeError(f"Pipeline takes policies, got {policy!r}")
+        self.policies = policies
+
+    def _wrap_sync(self, fn: Callable[P, R]) -> Callable[P, R]:
+        for policy in reversed(self.policies):
+            fn = policy._wrap_sync(fn)
+        return fn
+
+    def _wrap_async(self, fn: Callable[P, Awaitable[R]]) -> Callable[P, Awaitable[R]]:
+        for policy in reversed(self.policies):
+            fn = policy._wrap_async(fn)
+        return fn
+
+    def call(self, fn: Callable[P, R], /, *args: P.args, **kwargs: P.kwargs) -> R:
+        """``fn(*args, **kwargs)`` through every policy, the first outermost."""
+        inner: Callable[..., Any] = fn
+        for policy in reversed(self.policies):
+            inner = functools.partial(policy.call, inner)
+        return inner(*args, **kwargs)  # type: ignore[no-any-return]
+
+    async def acall(
+        self, fn: Callable[P, Awaitable[R]], /, *args: P.args, **kwargs: P.kwargs
+    ) -> R:
+        """``await fn(*args, **kwargs)`` through every policy, the first outermost."""
+        inner: Callable[..., Any] = fn
+        for policy in reversed(self.policies):
+            inner = functools.partial(policy.acall, inner)
+        return await inner(*args, **kwargs)  # type: ignore[no-any-return]
+
+    def _members_with(self, method: str) -> None:
+        for policy in self.policies:
+            if not hasattr(policy, method):
+                form = "async with" if method.startswith("__a") else "with"
+                raise TypeError(f"{policy!r} has no `{form}` form, so this pipeline has none")
+
+    def __enter__(self) -> Pipeline:
+        self._members_with("__enter__")
+        with contextlib.ExitStack() as stack:
+            for policy in self.policies:
+                stack.enter_context(policy)  # type: ignore[arg-type]
+            push_entry(self, stack.pop_all())
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> bool:
+        stack: contextlib.ExitStack = pop_entry(self)
+        return bool(stack.__exit__(exc_type, exc, tb))
+
+    async def __aenter__(self) -> Pipeline:
+        self._members_with("__aenter__")
+        async with contextlib.AsyncExitStack() as stack:
+            for policy in self.policies:
+                await stack.enter_async_context(policy)  # type: ignore[arg-type]
+            push_entry(self, stack.pop_all())
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> bool:
+        stack: contextlib.AsyncExitStack = pop_entry(self)
+        return bool(await stack.__aexit__(exc_type, exc, tb))
+
+    def __repr__(self) -> str:
+        return f"Pipeline({', '.join(map(repr, self.policies))})"
