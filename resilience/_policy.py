@@ -132,13 +132,11 @@ def sleep_with(sleep: Callable[[float], Any] | None, seconds: float) -> None:
 
 
 async def asleep_with(sleep: Callable[[float], Any] | None, seconds: float) -> None:
-    """Sleep in async code: ``asyncio.sleep``, or ``sleep`` (awaited when it gives an awaitable)."""
-    if sleep is None:
+    """Sleep in async code: with ``sleep`` if it is a coroutine function, else asyncio.sleep."""
+    if sleep is not None and inspect.iscoroutinefunction(sleep):
+        await sleep(seconds)
+    else:
         await asyncio.sleep(seconds)
-        return
-    pending = sleep(seconds)
-    if inspect.isawaitable(pending):
-        await pending
 
 
 def notify(callbacks: list[Callable[..., object]], *args: object) -> None:

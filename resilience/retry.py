@@ -10,9 +10,9 @@ With ``sleep=FakeClock.sleep`` (or ``.asleep``) retries are instant in tests.
 
 from __future__ import annotations
 
+import functools
 import math
 import sys
-import threading
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass
@@ -125,7 +125,7 @@ class RetryBudget:
         )
 
 
-# Indexes of Retry's counters.
+# Indexes of Retry's counters, in RetryStats' order.
 CALLS, ATTEMPTS, RETRIES, SUCCESSES, FAILURES = range(5)
 
 
@@ -153,17 +153,18 @@ class Retry(Policy):
         "_attempts",
         "_backoff",
         "_budget",
+        "_call_clock",
         "_cap",
         "_clock",
+        "_counts",
         "_deadline",
-        "_lock",
+        "_impl",
         "_name",
         "_on",
         "_on_retry",
         "_predicate",
         "_retry_if_result",
         "_sleep",
-        "_stats",
     )
 
     def __init__(
@@ -210,9 +211,10 @@ class Retry(Policy):
         self._on_retry = [] if on_retry is None else [check_callable("on_retry", on_retry)]
         self._name = check_name(name)
         self._sleep = check_callable("sleep", sleep)
-        self._clock: Callable[[], float] = check_clock(clock) or time.monotonic
-        self._lock = threading.Lock()
-        self._stats = [0, 0, 0, 0, 0]  # calls, attempts, retries, successes, failures
+        self._call_clock = check_clock(clock)  # None: compiled wrappers read the C clock
+        self._clock: Callable[[], float] = self._call_clock or time.monotonic
+        self._impl = _core.SELECTED  # the twin its counters and wrappers run on
+        self._counts = self._impl.Counters(len(RetryStats.__dataclass_fields__) - 1)
 
     # -- deciding ------------------------------------------------------------
 
@@ -243,14 +245,46 @@ class Retry(Policy):
         return delay
 
     def _count(self, index: int) -> None:
-        with self._lock:
-            self._stats[index] += 1
+        self._counts.add(index)
 
     # -- call forms ------------------------------------------------------------
 
     def call(self, fn: Callable[P, R], /, *args: P.args, **kwargs: P.kwargs) -> R:
         """``fn(*args, **kwargs)``, retried."""
-        run = _Run(self)
+        return self._attempts_from(_Run(self), None, fn, args, kwargs)
+
+    def _wrap_sync(self, fn: Callable[P, R]) -> Callable[P, R]:
+        if self._budget is not None or self._retry_if_result is not None:
+            return super()._wrap_sync(fn)  # every attempt needs Python: no fast path
+        # The compiled twin makes the first attempt in C.
+        wrapper = self._impl.RetryCall(self, fn)
+        functools.update_wrapper(wrapper, fn)
+        return wrapper  # type: ignore[no-any-return]
+
+    def _resume(
+        self,
+        failure: BaseException,
+        started: float,
+        fn: Callable[..., R],
+        args: tuple[Any, ...],
+        kwargs: dict[str, Any],
+    ) -> R:
+        """Go on after a first attempt that the compiled wrapper made, counted and saw fail."""
+        return self._attempts_from(_Run(self, started), failure, fn, args, kwargs)
+
+    def _attempts_from(
+        self,
+        run: _Run,
+        failure: BaseException | None,
+        fn: Callable[..., R],
+        args: tuple[Any, ...],
+        kwargs: dict[str, Any],
+    ) -> R:
+        if failure is not None:
+            delay = run.after_exception(failure)
+            if delay is None:
+                raise failure
+            sleep_with(self._sleep, delay)
         while True:
             try:
                 result = fn(*args, **kwargs)
@@ -317,9 +351,7 @@ class Retry(Policy):
 
     @property
     def stats(self) -> RetryStats:
-        with self._lock:
-            calls, attempts, retries, successes, failures = self._stats
-        return RetryStats(self._name, calls, attempts, retries, successes, failures)
+        return RetryStats(self._name, *self._counts.snapshot())
 
     def __repr__(self) -> str:
         return f"<Retry name={self._name!r} attempts={self._attempts!r} backoff={self._backoff!r}>"
@@ -334,13 +366,16 @@ class _Run:
 
     __slots__ = ("_retry", "attempt", "previous", "started")
 
-    def __init__(self, retry: Retry) -> None:
+    def __init__(self, retry: Retry, started: float | None = None) -> None:
+        """A new call; or, with ``started``, one whose first attempt was already counted."""
         self._retry = retry
-        if retry._budget is not None:
-            retry._budget.deposit()
-        retry._count(CALLS)
-        retry._count(ATTEMPTS)
-        self.started = retry._clock()
+        if started is None:
+            if retry._budget is not None:
+                retry._budget.deposit()
+            retry._count(CALLS)
+            retry._count(ATTEMPTS)
+            started = retry._clock()
+        self.started = started
         self.attempt = 1
         self.previous: float | None = None
 

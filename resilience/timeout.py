@@ -21,8 +21,8 @@ from types import TracebackType
 from typing import Any, ParamSpec, TypeVar
 
 from ._core._validate import clock as check_clock
-from ._core._validate import non_negative, positive
-from ._policy import Policy, check_name
+from ._core._validate import non_negative
+from ._policy import Policy, check_name, pop_entry, push_entry
 from .errors import TimeoutExceeded
 
 __all__ = ["Timeout", "deadline", "remaining"]
@@ -53,18 +53,18 @@ class deadline:
     entered it (and to tasks started inside it).
     """
 
-    __slots__ = ("_clock", "_resets", "seconds")
+    __slots__ = ("_clock", "seconds")
 
     def __init__(self, seconds: float, *, clock: Callable[[], float] | None = None) -> None:
         self.seconds = non_negative("seconds", seconds)
         self._clock: Callable[[], float] = check_clock(clock) or time.monotonic
-        self._resets: list[contextvars.Token[Any]] = []
 
     def __enter__(self) -> deadline:
         mine = (self._clock() + self.seconds, self._clock)
         current = _current.get()
         earliest = mine if current is None or self.seconds < remaining() else current
-        self._resets.append(_current.set(earliest))
+        # Kept per thread / task, so one deadline object can be entered by many.
+        push_entry(self, _current.set(earliest))
         return self
 
     def __exit__(
@@ -73,7 +73,7 @@ class deadline:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        _current.reset(self._resets.pop())
+        _current.reset(pop_entry(self))
 
     async def __aenter__(self) -> deadline:
         return self.__enter__()
@@ -93,6 +93,9 @@ class deadline:
 class Timeout(Policy):
     """At most ``seconds`` for a call (or less, when the current deadline is nearer).
 
+    ``math.inf`` sets no limit of its own; 0 leaves no time (a sync call is
+    not started; an async one is cancelled at its first suspension).
+
     Async calls and ``async with`` blocks are cancelled at the limit and raise
     ``TimeoutExceeded``. Sync calls run in a new daemon worker thread (with the
     caller's context variables); at the limit the caller gets
@@ -103,7 +106,7 @@ class Timeout(Policy):
     __slots__ = ("_name", "_scopes", "seconds")
 
     def __init__(self, seconds: float, *, name: str | None = None) -> None:
-        self.seconds = positive("seconds", seconds)
+        self.seconds = non_negative("seconds", seconds)
         self._name = check_name(name)
         self._scopes: list[Any] = []
 
@@ -117,6 +120,8 @@ class Timeout(Policy):
     def call(self, fn: Callable[P, R], /, *args: P.args, **kwargs: P.kwargs) -> R:
         """Run ``fn`` in a worker thread and wait for it at most the limit."""
         limit = self._limit()
+        if limit <= 0.0:
+            raise TimeoutExceeded(limit, self._name)
         outcome: list[Any] = []
         done = threading.Event()
         context = contextvars.copy_context()
@@ -130,7 +135,7 @@ class Timeout(Policy):
                 done.set()
 
         threading.Thread(target=work, name=f"resilience-timeout-{self._name}", daemon=True).start()
-        if not done.wait(limit):
+        if not done.wait(None if limit > threading.TIMEOUT_MAX else limit):
             raise TimeoutExceeded(limit, self._name)
         ok, value = outcome[0]
         if ok:
@@ -192,6 +197,8 @@ class _Scope:
         self._handle: asyncio.TimerHandle | None = None
 
     def enter(self) -> None:
+        if self.limit == math.inf:
+            return  # no limit: nothing to schedule
         # Cancels already pending on the task are not ours to turn into a timeout.
         self._cancelling = 0
         if sys.version_info >= (3, 11):

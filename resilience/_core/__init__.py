@@ -19,7 +19,8 @@ from ._env import no_extensions
 CLASSES = {
     "_breaker": ("BreakerCore",),
     "_bucket": ("TokenBucket",),
-    "_calls": ("BreakerCall", "LimiterCall"),
+    "_calls": ("BreakerCall", "LimiterCall", "RetryCall"),
+    "_counters": ("Counters",),
     "_semaphore": ("SemaphoreCore",),
     "_window": ("CountWindow", "TimeWindow"),
 }

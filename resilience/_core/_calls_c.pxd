@@ -3,6 +3,7 @@ from cpython.object cimport PyObject
 
 from resilience._core._breaker_c cimport BreakerCore
 from resilience._core._bucket_c cimport TokenBucket
+from resilience._core._counters_c cimport Counters
 from resilience._core._vectorcall_c cimport vectorcallfunc
 
 
@@ -34,4 +35,14 @@ cdef class LimiterCall:
     cdef bint _waits
     cdef object _limit
     cdef object _sleep_for
+    cdef dict __dict__
+
+
+@cython.final
+cdef class RetryCall:
+    cdef vectorcallfunc _vectorcall
+    cdef object _fn
+    cdef Counters _counts
+    cdef object _resume
+    cdef object _clock
     cdef dict __dict__

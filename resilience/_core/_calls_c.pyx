@@ -20,16 +20,25 @@ from cpython.ref cimport Py_INCREF
 from resilience._core._breaker_c cimport BreakerCore
 from resilience._core._bucket_c cimport TokenBucket
 from resilience._core._clock_c cimport monotonic, read_now
+from resilience._core._counters_c cimport Counters
 from resilience._core._vectorcall_c cimport (
     PyObject_Vectorcall,
     PyVectorcall_Call,
     enable_vectorcall,
+    keywords,
+    positional,
     vectorcallfunc,
 )
 
 from types import MethodType
 
 from resilience.errors import CircuitOpenError, RateLimitExceeded
+
+# Retry's counters, in RetryStats' order (resilience/retry.py).
+cdef enum:
+    CALLS = 0
+    ATTEMPTS = 1
+    SUCCESSES = 3
 
 
 @cython.final
@@ -134,6 +143,50 @@ cdef PyObject* _limiter_vectorcall(
     return <PyObject*>result
 
 
+@cython.final
+cdef class RetryCall:
+    """``fn`` retried by a Retry policy (made by ``Retry`` when it has no budget
+    and no ``retry_if_result``): the first attempt runs here, counted in C; a
+    failure goes on in the policy's Python loop."""
+
+    def __init__(self, policy, fn):
+        self._fn = fn
+        self._counts = policy._counts
+        self._resume = policy._resume
+        self._clock = policy._call_clock
+        self._vectorcall = <vectorcallfunc>_retry_vectorcall
+
+    def __call__(self, *args, **kwargs):
+        return PyVectorcall_Call(self, args, kwargs)
+
+    def __get__(self, obj, objtype):
+        return self if obj is None else MethodType(self, obj)
+
+    def __repr__(self):
+        return f"<RetryCall {self._fn!r}>"
+
+
+cdef PyObject* _retry_vectorcall(
+    RetryCall self, PyObject** args, size_t nargsf, PyObject* kwnames
+) except NULL:
+    self._counts.inc(CALLS)
+    self._counts.inc(ATTEMPTS)
+    cdef double started = monotonic() if self._clock is None else read_now(self._clock, None)
+    try:
+        result = PyObject_Vectorcall(self._fn, args, nargsf, kwnames)
+    except BaseException as exc:
+        failure = exc
+    else:
+        self._counts.inc(SUCCESSES)
+        Py_INCREF(result)
+        return <PyObject*>result
+    result = self._resume(
+        failure, started, self._fn, positional(args, nargsf), keywords(args, nargsf, kwnames)
+    )
+    Py_INCREF(result)
+    return <PyObject*>result
+
+
 cdef BreakerCall _breaker_layout = BreakerCall.__new__(BreakerCall)
 enable_vectorcall(
     BreakerCall, <char*>&_breaker_layout._vectorcall - <char*><PyObject*>_breaker_layout
@@ -141,4 +194,8 @@ enable_vectorcall(
 cdef LimiterCall _limiter_layout = LimiterCall.__new__(LimiterCall)
 enable_vectorcall(
     LimiterCall, <char*>&_limiter_layout._vectorcall - <char*><PyObject*>_limiter_layout
+)
+cdef RetryCall _retry_layout = RetryCall.__new__(RetryCall)
+enable_vectorcall(
+    RetryCall, <char*>&_retry_layout._vectorcall - <char*><PyObject*>_retry_layout
 )

@@ -40,3 +40,9 @@ class LimiterCall(PolicyCall):
     """``fn`` behind a rate limiter policy (made by ``RateLimiter``): one token a call."""
 
     __slots__ = ()
+
+
+class RetryCall(PolicyCall):
+    """``fn`` retried by a Retry policy (made by ``Retry``)."""
+
+    __slots__ = ()

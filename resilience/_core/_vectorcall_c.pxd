@@ -13,6 +13,7 @@ cdef extern from "Python.h":
     object PyObject_Vectorcall(object callable, PyObject** args, size_t nargsf, PyObject* kwnames)
     object PyVectorcall_Call(object callable, object args, object kwargs)
     unsigned long Py_TPFLAGS_HAVE_VECTORCALL
+    Py_ssize_t PyVectorcall_NARGS(size_t nargsf)
 
     ctypedef struct TypeSlots "PyTypeObject":
         unsigned long tp_flags
@@ -27,3 +28,18 @@ cdef inline void enable_vectorcall(type kind, Py_ssize_t offset) noexcept:
     """
     (<TypeSlots*>kind).tp_vectorcall_offset = offset
     (<TypeSlots*>kind).tp_flags |= Py_TPFLAGS_HAVE_VECTORCALL
+
+
+cdef inline tuple positional(PyObject** args, size_t nargsf):
+    """The positional arguments of a vectorcall, as a tuple."""
+    cdef Py_ssize_t n = PyVectorcall_NARGS(nargsf)
+    return tuple([<object>args[i] for i in range(n)])
+
+
+cdef inline dict keywords(PyObject** args, size_t nargsf, PyObject* kwnames):
+    """The keyword arguments of a vectorcall, as a dict."""
+    if kwnames is NULL:
+        return {}
+    cdef Py_ssize_t n = PyVectorcall_NARGS(nargsf)
+    cdef tuple names = <tuple>kwnames
+    return {names[i]: <object>args[n + i] for i in range(len(names))}
