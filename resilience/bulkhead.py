@@ -11,7 +11,6 @@ cancellation, and when a wait times out just as the permit arrives.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import threading
 from collections import deque
 from collections.abc import Awaitable, Callable
@@ -69,7 +68,8 @@ class _ThreadWaiter(_Waiter):
         self._lock.release()
 
     def wait(self, timeout: float) -> None:
-        self._lock.acquire(timeout=-1 if timeout == float("inf") else timeout)
+        # Waits past what the platform can time count as waits without end.
+        self._lock.acquire(timeout=-1 if timeout > threading.TIMEOUT_MAX else timeout)
 
 
 class _TaskWaiter(_Waiter):
@@ -89,8 +89,17 @@ class _TaskWaiter(_Waiter):
             self._future.set_result(None)
 
     async def wait(self, timeout: float) -> None:
-        with contextlib.suppress(asyncio.TimeoutError):  # the caller checks ``granted``
-            await asyncio.wait_for(self._future, None if timeout == float("inf") else timeout)
+        # Not asyncio.wait_for: on some versions it returns normally when the
+        # wake-up and a cancellation cross, losing the cancellation. Here a
+        # cancel always reaches the caller (who then passes any permit on).
+        timer = None
+        if timeout < threading.TIMEOUT_MAX:
+            timer = self._loop.call_later(timeout, self._wake)  # ``granted`` tells which
+        try:
+            await self._future
+        finally:
+            if timer is not None:
+                timer.cancel()
 
 
 class Bulkhead(Policy):
@@ -124,9 +133,11 @@ class Bulkhead(Policy):
         """Take a permit if one is free and nobody is queued; never waits."""
         return bool(self._core.try_acquire())
 
-    def _limit(self, timeout: float | None) -> float:
-        wait = self._max_wait if timeout is None else non_negative("timeout", timeout)
+    def _limit(self, wait: float) -> float:
         return min(wait, remaining())
+
+    def _checked(self, timeout: float | None) -> float:
+        return self._max_wait if timeout is None else non_negative("timeout", timeout)
 
     def _enqueue(self, limit: float, make: Callable[[], _Waiter]) -> _Waiter | None:
         """Under the lock: a permit now (None), a place in the queue, or BulkheadFullError."""
@@ -157,9 +168,10 @@ class Bulkhead(Policy):
 
     def acquire(self, timeout: float | None = None) -> None:
         """Take a permit, queueing up to ``timeout`` (default ``max_wait``) for one."""
+        wait = self._checked(timeout)
         if self._core.try_acquire(False):
             return
-        limit = self._limit(timeout)
+        limit = self._limit(wait)
         waiter = self._enqueue(limit, _ThreadWaiter)
         if waiter is None:
             return
@@ -180,9 +192,10 @@ class Bulkhead(Policy):
 
     async def aacquire(self, timeout: float | None = None) -> None:
         """Take a permit, awaiting one up to ``timeout`` (default ``max_wait``)."""
+        wait = self._checked(timeout)
         if self._core.try_acquire(False):
             return
-        limit = self._limit(timeout)
+        limit = self._limit(wait)
         waiter = self._enqueue(limit, _TaskWaiter)
         if waiter is None:
             return
