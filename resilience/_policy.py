@@ -117,6 +117,21 @@ def check_exception_types(
     return types
 
 
+def check_on(
+    value: object,
+) -> tuple[tuple[type[BaseException], ...], Callable[[BaseException], bool] | None]:
+    """``on=``: exception classes (a class or a tuple) or a predicate on the exception.
+
+    Returns ``(types, None)`` or ``((), predicate)``. A class that is not an
+    exception is neither, though it is callable.
+    """
+    if isinstance(value, (tuple, type)):
+        return check_exception_types("on", value), None
+    if callable(value):
+        return (), value
+    raise TypeError(f"on must be an exception class, a tuple of them or a predicate, got {value!r}")
+
+
 def check_callable(argument: str, value: object) -> Any:
     if value is not None and not callable(value):
         raise TypeError(f"{argument} must be callable or None, got {value!r}")

@@ -194,7 +194,7 @@ class CircuitBreaker(Policy):
     def _open_error(self) -> CircuitOpenError:
         return CircuitOpenError(self._name, self._core.retry_after())
 
-    def _when_open(self, *args: Any, **kwargs: Any) -> Any:
+    def _when_open(self, /, *args: Any, **kwargs: Any) -> Any:
         """A refused call: the fallback's value, or CircuitOpenError."""
         if self._fallback is not None:
             return self._fallback(*args, **kwargs)

@@ -11,12 +11,13 @@ cancellation, and when a wait times out just as the permit arrives.
 from __future__ import annotations
 
 import asyncio
+import functools
 import threading
 from collections import deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from types import TracebackType
-from typing import ParamSpec, TypeVar
+from typing import Any, ParamSpec, TypeVar
 
 from . import _core
 from ._core._validate import count, non_negative
@@ -110,7 +111,16 @@ class Bulkhead(Policy):
     releases). Anyone else gets ``BulkheadFullError`` at once.
     """
 
-    __slots__ = ("__weakref__", "_core", "_lock", "_max_queue", "_max_wait", "_name", "_queue")
+    # No __slots__: instances are of a subclass that also derives from the
+    # twin's BulkheadGate (see __new__), whose compiled form has a C layout.
+
+    def __new__(cls, *args: Any, **kwargs: Any) -> Bulkhead:
+        # ``with bulkhead:`` must find the compiled __enter__/__exit__ on the
+        # type itself, and which twin to use is known only now.
+        gate = _core.SELECTED.BulkheadGate
+        if not issubclass(cls, gate):
+            cls = _gated(gate, cls)  # type: ignore[arg-type]
+        return gate.__new__(cls)  # type: ignore[no-any-return]
 
     def __init__(
         self,
@@ -120,12 +130,17 @@ class Bulkhead(Policy):
         max_wait: float = 0.0,
         name: str | None = None,
     ) -> None:
-        self._core = _core.SELECTED.SemaphoreCore(count("max_concurrent", max_concurrent))
+        self._impl = _core.SELECTED  # the twin this bulkhead and its wrappers run on
+        self._core = self._impl.SemaphoreCore(count("max_concurrent", max_concurrent))
         self._max_queue = count("max_queue", max_queue, 0)
         self._max_wait = non_negative("max_wait", max_wait)
         self._name = check_name(name)
         self._lock = threading.Lock()  # guards the queue; the core's counts follow it
         self._queue: deque[_Waiter] = deque()
+        self._bind_core(self._core)
+
+    def _bind_core(self, core: Any) -> None:
+        raise NotImplementedError  # provided by the twin's BulkheadGate
 
     # -- permits -------------------------------------------------------------
 
@@ -241,17 +256,13 @@ class Bulkhead(Policy):
         finally:
             self.release()
 
-    def __enter__(self) -> Bulkhead:
-        self.acquire()
-        return self
+    def _wrap_sync(self, fn: Callable[P, R]) -> Callable[P, R]:
+        # The compiled twin takes and gives back a free permit in C.
+        wrapper = self._impl.BulkheadCall(self, fn)
+        functools.update_wrapper(wrapper, fn)
+        return wrapper  # type: ignore[no-any-return]
 
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.release()
+    # ``with``: __enter__ / __exit__ come from the twin's BulkheadGate.
 
     async def __aenter__(self) -> Bulkhead:
         await self.aacquire()
@@ -299,3 +310,9 @@ class Bulkhead(Policy):
             f"<Bulkhead name={self._name!r} active={self.active}/{self._core.limit}"
             f" waiting={self.waiting}/{self._max_queue}>"
         )
+
+
+@functools.cache
+def _gated(gate: type, policy: type[Bulkhead]) -> type[Bulkhead]:
+    """``policy`` (Bulkhead or a subclass) with the ``with`` form of one twin's gate."""
+    return type(policy.__name__, (gate, policy), {"__module__": policy.__module__})

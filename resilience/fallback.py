@@ -6,7 +6,7 @@ import inspect
 from collections.abc import Awaitable, Callable
 from typing import Any, ParamSpec, TypeVar
 
-from ._policy import NEVER_FAILURES, Policy, check_callable, check_exception_types, check_name
+from ._policy import NEVER_FAILURES, Policy, check_callable, check_name, check_on
 
 __all__ = ["Fallback"]
 
@@ -36,16 +36,7 @@ class Fallback(Policy):
         if handler is None:
             raise TypeError("handler must be callable, got None")
         self._handler = check_callable("handler", handler)
-        self._predicate: Callable[[BaseException], bool] | None = None
-        self._on: tuple[type[BaseException], ...] = ()
-        if isinstance(on, tuple) or (isinstance(on, type) and issubclass(on, BaseException)):
-            self._on = check_exception_types("on", on)
-        elif callable(on):
-            self._predicate = on  # type: ignore[assignment]
-        else:
-            raise TypeError(
-                f"on must be an exception class, a tuple of them or a predicate, got {on!r}"
-            )
+        self._on, self._predicate = check_on(on)
         self._name = check_name(name)
 
     @property

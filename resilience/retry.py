@@ -13,6 +13,7 @@ from __future__ import annotations
 import functools
 import math
 import sys
+import threading
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass
@@ -27,8 +28,8 @@ from ._policy import (
     Policy,
     asleep_with,
     check_callable,
-    check_exception_types,
     check_name,
+    check_on,
     notify,
     sleep_with,
 )
@@ -75,7 +76,7 @@ class RetryBudget:
     everywhere, retries cannot multiply the load on it.
     """
 
-    __slots__ = ("_floor", "_ratio", "_window", "min_per_second", "ttl")
+    __slots__ = ("_floor", "_lock", "_ratio", "_window", "min_per_second", "ttl")
 
     def __init__(
         self,
@@ -95,6 +96,7 @@ class RetryBudget:
         # The compiled time window counts first calls as successes and
         # retries as failures over the last ``ttl`` seconds.
         self._window = _core.SELECTED.TimeWindow(self.ttl, clock=check_clock(clock))
+        self._lock = threading.Lock()  # a check and its withdrawal are one step
 
     @property
     def ratio(self) -> float:
@@ -106,11 +108,12 @@ class RetryBudget:
 
     def try_withdraw(self) -> bool:
         """Ask for one retry: True (and counted) if the budget allows it now."""
-        calls, retries, _ = self._window.totals()
-        if retries + 1 > self._ratio * (calls - retries) + self._floor:
-            return False
-        self._window.record(True)
-        return True
+        with self._lock:
+            calls, retries, _ = self._window.totals()
+            if retries + 1 > self._ratio * (calls - retries) + self._floor:
+                return False
+            self._window.record(True)
+            return True
 
     @property
     def available(self) -> float:
@@ -193,17 +196,7 @@ class Retry(Policy):
         # A server's retry_after is capped by the backoff's max, when it has one.
         cap = getattr(self._backoff, "max", None)
         self._cap = math.inf if cap is None else float(cap)
-        self._predicate: Callable[[BaseException], bool] | None
-        if isinstance(on, tuple) or (isinstance(on, type) and issubclass(on, BaseException)):
-            self._on = check_exception_types("on", on)
-            self._predicate = None
-        elif callable(on):
-            self._on = ()
-            self._predicate = on  # type: ignore[assignment]
-        else:
-            raise TypeError(
-                f"on must be an exception class, a tuple of them or a predicate, got {on!r}"
-            )
+        self._on, self._predicate = check_on(on)
         self._retry_if_result = check_callable("retry_if_result", retry_if_result)
         if budget is not None and not isinstance(budget, RetryBudget):
             raise TypeError(f"budget must be a RetryBudget or None, got {budget!r}")
@@ -219,8 +212,6 @@ class Retry(Policy):
     # -- deciding ------------------------------------------------------------
 
     def _retries_on(self, exc: BaseException) -> bool:
-        if isinstance(exc, NEVER_FAILURES):
-            return False
         if self._predicate is not None:
             return bool(self._predicate(exc))
         return isinstance(exc, self._on)
@@ -320,23 +311,21 @@ class Retry(Policy):
         """``for attempt in retry: with attempt: ...`` retries the block on exceptions."""
         run = _Run(self)
         while True:
-            attempt = Attempt(self, run.attempt)
+            attempt = Attempt(run)
             yield attempt
-            delay = run.after_block(attempt)
-            if delay is None:
+            if attempt.delay is None:  # the block succeeded (or was never run)
                 return
-            sleep_with(self._sleep, delay)
+            sleep_with(self._sleep, attempt.delay)
 
     async def __aiter__(self) -> AsyncIterator[Attempt]:
         """``async for attempt in retry: with attempt: ...``."""
         run = _Run(self)
         while True:
-            attempt = Attempt(self, run.attempt)
+            attempt = Attempt(run)
             yield attempt
-            delay = run.after_block(attempt)
-            if delay is None:
+            if attempt.delay is None:  # the block succeeded (or was never run)
                 return
-            await asleep_with(self._sleep, delay)
+            await asleep_with(self._sleep, attempt.delay)
 
     # -- reading -----------------------------------------------------------------
 
@@ -381,6 +370,8 @@ class _Run:
 
     def after_exception(self, exc: BaseException) -> float | None:
         """The wait before retrying, or None: re-raise ``exc`` (a note says why)."""
+        if isinstance(exc, NEVER_FAILURES):
+            return None  # neither retried nor counted as a failure
         if not self._retry._retries_on(exc):
             self._retry._count(FAILURES)
             return None
@@ -393,22 +384,15 @@ class _Run:
         """The wait before retrying, or None: return ``result``. RetryError when giving up."""
         judge = self._retry._retry_if_result
         if judge is None or not judge(result):
-            self._retry._count(SUCCESSES)
+            self.succeeded()
             return None
         delay = self._next(None, result)
         if delay is None:
             raise RetryError(self.attempt, last_result=result)
         return delay
 
-    def after_block(self, attempt: Attempt) -> float | None:
-        """For the loop forms: the wait before the next block, or None when done."""
-        if attempt.failure is None:
-            self._retry._count(SUCCESSES)
-            return None
-        delay = self.after_exception(attempt.failure)
-        if delay is None:
-            raise attempt.failure
-        return delay
+    def succeeded(self) -> None:
+        self._retry._count(SUCCESSES)
 
     def _next(self, exc: BaseException | None, result: Any) -> float | None:
         retry = self._retry
@@ -430,16 +414,17 @@ class _Run:
 class Attempt:
     """One try of a ``for attempt in retry`` loop: ``with attempt:`` runs it.
 
-    An exception worth a retry is caught and kept for the loop to decide on;
-    any other propagates at once.
+    The decision is made as the block ends: an exception that will be retried
+    is swallowed and the loop waits ``delay``; any other — or the last one,
+    when retrying stops — leaves the ``with`` block unchanged.
     """
 
-    __slots__ = ("_retry", "failure", "number")
+    __slots__ = ("_run", "delay", "number")
 
-    def __init__(self, retry: Retry, number: int) -> None:
-        self._retry = retry
-        self.number = number
-        self.failure: BaseException | None = None
+    def __init__(self, run: _Run) -> None:
+        self._run = run
+        self.number = run.attempt
+        self.delay: float | None = None  # set when the block failed and is retried
 
     def __enter__(self) -> Attempt:
         return self
@@ -450,10 +435,11 @@ class Attempt:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> bool:
-        if exc is None or not self._retry._retries_on(exc):
+        if exc is None:
+            self._run.succeeded()  # a block has no result for retry_if_result to judge
             return False
-        self.failure = exc
-        return True  # swallowed here; the loop re-raises it if it gives up
+        self.delay = self._run.after_exception(exc)
+        return self.delay is not None
 
     def __repr__(self) -> str:
         return f"<Attempt {self.number}>"

@@ -20,7 +20,7 @@ import math
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from typing import Any
 
 import pytest
@@ -107,6 +107,28 @@ async def aqueued(bulkhead: Bulkhead, n: int) -> None:
     await await_until(lambda: bulkhead.waiting == n, f"{n} caller(s) are queued")
 
 
+def refused_at_once(fn: Callable[[], Any]) -> None:
+    """``fn()`` raises BulkheadFullError without waiting.
+
+    It runs on a worker thread, so a wrongly entered wait fails the test
+    (after GUARD at most) instead of hanging it.
+    """
+    start = time.monotonic()
+    worker = Worker(fn)
+    worker.thread.join(GUARD)
+    assert not worker.thread.is_alive(), "it waited instead of refusing at once"
+    assert isinstance(worker.error, BulkheadFullError), worker.error
+    assert time.monotonic() - start < SOON
+
+
+async def arefused_at_once(fn: Callable[[], Awaitable[Any]]) -> None:
+    """``await fn()`` raises BulkheadFullError without waiting (bounded by GUARD)."""
+    start = time.monotonic()
+    with pytest.raises(BulkheadFullError):
+        await asyncio.wait_for(fn(), GUARD)
+    assert time.monotonic() - start < SOON
+
+
 def counts(bulkhead: Bulkhead) -> tuple[int, int, int, int]:
     stats = bulkhead.stats
     return stats.active, stats.waiting, stats.acquired, stats.rejected
@@ -181,18 +203,12 @@ def test_default_no_queue_refuses_every_form_at_once(policy_impl):
 @pytest.mark.parametrize("timeout", [None, 10.0, math.inf])
 def test_no_queue_refuses_at_once_even_with_a_wait(policy_impl, timeout):
     bulkhead = full_bulkhead(max_wait=10.0)  # max_queue=0: the queue bound always applies
-    start = time.monotonic()
-    with pytest.raises(BulkheadFullError):
-        bulkhead.acquire(timeout=timeout)
-    assert time.monotonic() - start < SOON
+    refused_at_once(lambda: bulkhead.acquire(timeout=timeout))
 
     async def main() -> None:
-        with pytest.raises(BulkheadFullError):
-            await bulkhead.aacquire(timeout=timeout)
+        await arefused_at_once(lambda: bulkhead.aacquire(timeout=timeout))
 
-    start = time.monotonic()
     asyncio.run(main())
-    assert time.monotonic() - start < SOON
     assert bulkhead.waiting == 0
     assert bulkhead.active == 1
 
@@ -224,16 +240,12 @@ def test_queue_bound_refuses_the_extra_caller_at_once(policy_impl):
         workers.append(Worker(functools.partial(enter, i)))
         queued(bulkhead, i + 1)
 
-    start = time.monotonic()
-    with pytest.raises(BulkheadFullError):
-        bulkhead.acquire()
+    refused_at_once(bulkhead.acquire)
 
     async def refused() -> None:
-        with pytest.raises(BulkheadFullError):
-            await bulkhead.aacquire(timeout=10.0)
+        await arefused_at_once(lambda: bulkhead.aacquire(timeout=10.0))
 
     asyncio.run(refused())
-    assert time.monotonic() - start < SOON
     assert bulkhead.waiting == 2  # the queued ones keep their places
     assert entered == []
 
@@ -312,16 +324,12 @@ def test_timeout_argument_lengthens_a_zero_max_wait(policy_impl):
 
 def test_zero_timeout_does_not_wait(policy_impl):
     bulkhead = full_bulkhead(max_queue=1, max_wait=10.0)
-    start = time.monotonic()
-    with pytest.raises(BulkheadFullError):
-        bulkhead.acquire(timeout=0)
+    refused_at_once(lambda: bulkhead.acquire(timeout=0))
 
     async def main() -> None:
-        with pytest.raises(BulkheadFullError):
-            await bulkhead.aacquire(timeout=0.0)
+        await arefused_at_once(lambda: bulkhead.aacquire(timeout=0.0))
 
     asyncio.run(main())
-    assert time.monotonic() - start < SOON
     assert bulkhead.waiting == 0
     assert bulkhead.stats.rejected == 2
 
@@ -610,10 +618,12 @@ def test_task_releasing_wakes_a_waiting_thread(policy_impl):
 @pytest.mark.parametrize("timeout", [None, 10.0])
 def test_deadline_bounds_a_thread_wait(policy_impl, seconds, timeout):
     bulkhead = full_bulkhead(max_queue=1, max_wait=10.0)
-    start = time.monotonic()
-    with deadline(seconds), pytest.raises(BulkheadFullError):
-        bulkhead.acquire(timeout=timeout)
-    assert time.monotonic() - start < SOON
+
+    def bounded() -> None:
+        with deadline(seconds):
+            bulkhead.acquire(timeout=timeout)
+
+    refused_at_once(bounded)  # "at once" here: well before the 10 s wait
     assert (bulkhead.active, bulkhead.waiting) == (1, 0)
     assert bulkhead.stats.rejected == 1
 
@@ -625,12 +635,9 @@ def test_deadline_bounds_a_task_wait(policy_impl, seconds, timeout):
 
     async def main() -> None:
         async with deadline(seconds):
-            with pytest.raises(BulkheadFullError):
-                await asyncio.wait_for(bulkhead.aacquire(timeout=timeout), GUARD)
+            await arefused_at_once(lambda: bulkhead.aacquire(timeout=timeout))
 
-    start = time.monotonic()
     asyncio.run(main())
-    assert time.monotonic() - start < SOON
     assert (bulkhead.active, bulkhead.waiting) == (1, 0)
     assert bulkhead.stats.rejected == 1
 
@@ -843,9 +850,7 @@ def test_task_cancelled_as_its_permit_arrives_passes_it_on(policy_impl):
         await aqueued(bulkhead, 2)
         bulkhead.release()  # granted to "doomed" ...
         doomed.cancel()  # ... which is cancelled before it wakes
-        results = await asyncio.wait_for(
-            asyncio.gather(doomed, nxt, return_exceptions=True), GUARD
-        )
+        results = await asyncio.wait_for(asyncio.gather(doomed, nxt, return_exceptions=True), GUARD)
         assert isinstance(results[0], asyncio.CancelledError)
         assert results[1] is None
 
@@ -1238,8 +1243,7 @@ def test_stats_count_handed_over_permits_and_timed_out_waits(policy_impl):
 
     queued_full = Worker(lambda: bulkhead.acquire(timeout=GUARD))
     queued(bulkhead, 1)
-    with pytest.raises(BulkheadFullError):
-        bulkhead.acquire(timeout=GUARD)  # the queue is full
+    refused_at_once(lambda: bulkhead.acquire(timeout=GUARD))  # the queue is full
     assert counts(bulkhead) == (1, 1, 2, 2)
     bulkhead.release()
     queued_full.ok()

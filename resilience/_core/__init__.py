@@ -19,7 +19,7 @@ from ._env import no_extensions
 CLASSES = {
     "_breaker": ("BreakerCore",),
     "_bucket": ("TokenBucket",),
-    "_calls": ("BreakerCall", "LimiterCall", "RetryCall"),
+    "_calls": ("BreakerCall", "BulkheadCall", "BulkheadGate", "LimiterCall", "RetryCall"),
     "_counters": ("Counters",),
     "_semaphore": ("SemaphoreCore",),
     "_window": ("CountWindow", "TimeWindow"),

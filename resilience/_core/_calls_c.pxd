@@ -4,6 +4,7 @@ from cpython.object cimport PyObject
 from resilience._core._breaker_c cimport BreakerCore
 from resilience._core._bucket_c cimport TokenBucket
 from resilience._core._counters_c cimport Counters
+from resilience._core._semaphore_c cimport SemaphoreCore
 from resilience._core._vectorcall_c cimport vectorcallfunc
 
 
@@ -45,4 +46,18 @@ cdef class RetryCall:
     cdef Counters _counts
     cdef object _resume
     cdef object _clock
+    cdef dict __dict__
+
+
+cdef class BulkheadGate:
+    cdef SemaphoreCore _gate_core
+
+
+@cython.final
+cdef class BulkheadCall:
+    cdef vectorcallfunc _vectorcall
+    cdef object _fn
+    cdef SemaphoreCore _core
+    cdef object _acquire
+    cdef object _release
     cdef dict __dict__

@@ -21,6 +21,7 @@ from resilience._core._breaker_c cimport BreakerCore
 from resilience._core._bucket_c cimport TokenBucket
 from resilience._core._clock_c cimport monotonic, read_now
 from resilience._core._counters_c cimport Counters
+from resilience._core._semaphore_c cimport SemaphoreCore
 from resilience._core._vectorcall_c cimport (
     PyObject_Vectorcall,
     PyVectorcall_Call,
@@ -187,6 +188,74 @@ cdef PyObject* _retry_vectorcall(
     return <PyObject*>result
 
 
+cdef class BulkheadGate:
+    """Base of ``Bulkhead``: ``with`` takes a free permit and gives it back in C.
+
+    Queueing for a permit and handing one to a queued caller stay in the
+    policy's Python ``acquire`` / ``release``, reached only when there is no
+    free permit or someone is queued.
+    """
+
+    def _bind_core(self, SemaphoreCore core):
+        self._gate_core = core
+
+    def __enter__(self):
+        cdef bint took
+        with cython.critical_section(self._gate_core):
+            took = self._gate_core.take_free()
+        if not took:
+            self.acquire()
+        return self
+
+    def __exit__(self, exc_type, exc, tb):
+        cdef int released
+        with cython.critical_section(self._gate_core):
+            released = self._gate_core.give_back()
+        if not released:
+            self.release()
+
+
+@cython.final
+cdef class BulkheadCall:
+    """``fn`` holding a bulkhead permit (made by ``Bulkhead``)."""
+
+    def __init__(self, policy, fn):
+        self._fn = fn
+        self._core = policy._core
+        self._acquire = policy.acquire
+        self._release = policy.release
+        self._vectorcall = <vectorcallfunc>_bulkhead_vectorcall
+
+    def __call__(self, *args, **kwargs):
+        return PyVectorcall_Call(self, args, kwargs)
+
+    def __get__(self, obj, objtype):
+        return self if obj is None else MethodType(self, obj)
+
+    def __repr__(self):
+        return f"<BulkheadCall {self._fn!r}>"
+
+
+cdef PyObject* _bulkhead_vectorcall(
+    BulkheadCall self, PyObject** args, size_t nargsf, PyObject* kwnames
+) except NULL:
+    cdef bint took
+    cdef int released
+    with cython.critical_section(self._core):
+        took = self._core.take_free()
+    if not took:
+        self._acquire()
+    try:
+        result = PyObject_Vectorcall(self._fn, args, nargsf, kwnames)
+    finally:
+        with cython.critical_section(self._core):
+            released = self._core.give_back()
+        if not released:
+            self._release()
+    Py_INCREF(result)
+    return <PyObject*>result
+
+
 cdef BreakerCall _breaker_layout = BreakerCall.__new__(BreakerCall)
 enable_vectorcall(
     BreakerCall, <char*>&_breaker_layout._vectorcall - <char*><PyObject*>_breaker_layout
@@ -194,6 +263,10 @@ enable_vectorcall(
 cdef LimiterCall _limiter_layout = LimiterCall.__new__(LimiterCall)
 enable_vectorcall(
     LimiterCall, <char*>&_limiter_layout._vectorcall - <char*><PyObject*>_limiter_layout
+)
+cdef BulkheadCall _bulkhead_layout = BulkheadCall.__new__(BulkheadCall)
+enable_vectorcall(
+    BulkheadCall, <char*>&_bulkhead_layout._vectorcall - <char*><PyObject*>_bulkhead_layout
 )
 cdef RetryCall _retry_layout = RetryCall.__new__(RetryCall)
 enable_vectorcall(

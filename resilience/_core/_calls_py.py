@@ -46,3 +46,25 @@ class RetryCall(PolicyCall):
     """``fn`` retried by a Retry policy (made by ``Retry``)."""
 
     __slots__ = ()
+
+
+class BulkheadCall(PolicyCall):
+    """``fn`` holding a bulkhead permit (made by ``Bulkhead``)."""
+
+    __slots__ = ()
+
+
+class BulkheadGate:
+    """Base of ``Bulkhead``: its ``with`` form (the compiled twin's fast path is in C)."""
+
+    __slots__ = ()
+
+    def _bind_core(self, core: Any) -> None:
+        pass  # the compiled twin keeps the core in a C field
+
+    def __enter__(self) -> Any:
+        self.acquire()  # type: ignore[attr-defined]
+        return self
+
+    def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> None:
+        self.release()  # type: ignore[attr-defined]

@@ -25,12 +25,17 @@ cdef class SemaphoreCore:
     @cython.critical_section
     def try_acquire(self, bint count_rejection=True):
         """Take a free permit unless someone is queued; a refusal counts unless told not to."""
+        if self.take_free():
+            return True
+        if count_rejection:
+            self._rejected += 1
+        return False
+
+    cdef bint take_free(self) noexcept:
         if self._active < self._limit and self._waiting == 0:
             self._active += 1
             self._acquired += 1
             return True
-        if count_rejection:
-            self._rejected += 1
         return False
 
     @cython.critical_section
@@ -53,12 +58,15 @@ cdef class SemaphoreCore:
     @cython.critical_section
     def release_unless_queued(self):
         """Return a permit (True), unless someone is queued: then keep it for them (False)."""
+        return self.give_back() == 1
+
+    cdef int give_back(self) except -1:
         if self._waiting > 0:
-            return False
+            return 0
         if self._active == 0:
             raise RuntimeError("release() called with no permit held")
         self._active -= 1
-        return True
+        return 1
 
     @cython.critical_section
     def hand_over(self):
