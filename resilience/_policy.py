@@ -36,6 +36,12 @@ class Policy:
     """Base of the policies: ``policy(fn)`` wraps ``fn`` with ``call`` / ``acall``."""
 
     __slots__ = ()
+    _name: str | None
+
+    @property
+    def name(self) -> str | None:
+        """The name given at construction (used in errors, stats and metrics)."""
+        return self._name
 
     @overload
     def __call__(self, fn: Callable[P, Awaitable[R]]) -> Callable[P, Awaitable[R]]: ...

@@ -288,10 +288,6 @@ class CircuitBreaker(Policy):
     # -- control and reading -------------------------------------------------------
 
     @property
-    def name(self) -> str | None:
-        return self._name
-
-    @property
     def state(self) -> CircuitState:
         return STATES[self._core.state]
 

@@ -279,10 +279,6 @@ class Bulkhead(Policy):
     # -- reading -----------------------------------------------------------------
 
     @property
-    def name(self) -> str | None:
-        return self._name
-
-    @property
     def active(self) -> int:
         """Permits held now."""
         return int(self._core.active)

@@ -39,10 +39,6 @@ class Fallback(Policy):
         self._on, self._predicate = check_on(on)
         self._name = check_name(name)
 
-    @property
-    def name(self) -> str | None:
-        return self._name
-
     def _replaces(self, exc: BaseException) -> bool:
         if isinstance(exc, NEVER_FAILURES):
             return False

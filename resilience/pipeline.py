@@ -26,6 +26,7 @@ class Pipeline(Policy):
     """
 
     __slots__ = ("policies",)
+    _name = None  # a pipeline is known by its members
 
     def __init__(self, *policies: Policy) -> None:
         for policy in policies:

@@ -188,10 +188,6 @@ class RateLimiter(Policy):
     # -- reading -----------------------------------------------------------------
 
     @property
-    def name(self) -> str | None:
-        return self._name
-
-    @property
     def rate(self) -> float:
         """Operations per ``per`` seconds, now."""
         return self._rate

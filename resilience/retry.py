@@ -335,10 +335,6 @@ class Retry(Policy):
         return callback
 
     @property
-    def name(self) -> str | None:
-        return self._name
-
-    @property
     def stats(self) -> RetryStats:
         return RetryStats(self._name, *self._counts.snapshot())
 

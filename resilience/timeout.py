@@ -110,10 +110,6 @@ class Timeout(Policy):
         self._name = check_name(name)
         self._scopes: list[Any] = []
 
-    @property
-    def name(self) -> str | None:
-        return self._name
-
     def _limit(self) -> float:
         return min(self.seconds, remaining())
 
