@@ -17,7 +17,7 @@ from collections import deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from types import TracebackType
-from typing import Any, ParamSpec, TypeVar
+from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
 
 from . import _core
 from ._core._validate import count, non_negative
@@ -262,19 +262,28 @@ class Bulkhead(Policy):
         functools.update_wrapper(wrapper, fn)
         return wrapper  # type: ignore[no-any-return]
 
-    # ``with``: __enter__ / __exit__ come from the twin's BulkheadGate.
+    # ``with`` / ``async with``: from the twin's BulkheadGate. ``async with``
+    # gives None, as asyncio.Semaphore does: a value would cost every block
+    # a StopIteration.
+    if TYPE_CHECKING:
 
-    async def __aenter__(self) -> Bulkhead:
-        await self.aacquire()
-        return self
+        def __enter__(self) -> Bulkhead: ...
 
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.release()
+        def __exit__(
+            self,
+            exc_type: type[BaseException] | None,
+            exc: BaseException | None,
+            tb: TracebackType | None,
+        ) -> None: ...
+
+        async def __aenter__(self) -> None: ...
+
+        async def __aexit__(
+            self,
+            exc_type: type[BaseException] | None,
+            exc: BaseException | None,
+            tb: TracebackType | None,
+        ) -> None: ...
 
     # -- reading -----------------------------------------------------------------
 

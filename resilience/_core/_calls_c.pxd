@@ -52,6 +52,8 @@ cdef class RetryCall:
 cdef class BulkheadGate:
     cdef SemaphoreCore _gate_core
 
+    cdef int _give_back(self) except -1
+
 
 @cython.final
 cdef class BulkheadCall:

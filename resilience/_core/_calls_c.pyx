@@ -24,6 +24,7 @@ from resilience._core._counters_c cimport Counters
 from resilience._core._semaphore_c cimport SemaphoreCore
 from resilience._core._vectorcall_c cimport (
     PyObject_Vectorcall,
+    AsyncTypeSlots,
     PyVectorcall_Call,
     enable_vectorcall,
     keywords,
@@ -208,11 +209,54 @@ cdef class BulkheadGate:
         return self
 
     def __exit__(self, exc_type, exc, tb):
+        self._give_back()
+
+    cdef int _give_back(self) except -1:
         cdef int released
         with cython.critical_section(self._gate_core):
             released = self._gate_core.give_back()
         if not released:
-            self.release()
+            self.release()  # someone is queued: hand the permit over
+        return 0
+
+    def __aenter__(self):
+        cdef bint took
+        with cython.critical_section(self._gate_core):
+            took = self._gate_core.take_free()
+        return _DONE if took else self.aacquire()
+
+    def __aexit__(self, exc_type, exc, tb):
+        self._give_back()
+        return _DONE
+
+
+@cython.final
+cdef class _Done:
+    """An awaitable that has already finished, with None.
+
+    Its C slots are set below so that awaiting it calls no Python-level
+    method and raises no StopIteration.
+    """
+
+    def __await__(self):
+        return self
+
+    def __next__(self):
+        raise StopIteration
+
+
+cdef PyObject* _done_await(PyObject* self) noexcept:
+    Py_INCREF(<object>self)
+    return self
+
+
+cdef PyObject* _done_next(PyObject* self) noexcept:
+    return NULL  # exhausted, no exception set: the await's value is None
+
+
+(<AsyncTypeSlots*>_Done).tp_as_async.am_await = _done_await
+(<AsyncTypeSlots*>_Done).tp_iternext = _done_next
+cdef _Done _DONE = _Done()
 
 
 @cython.final

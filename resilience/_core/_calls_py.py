@@ -68,3 +68,9 @@ class BulkheadGate:
 
     def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> None:
         self.release()  # type: ignore[attr-defined]
+
+    async def __aenter__(self) -> None:
+        await self.aacquire()  # type: ignore[attr-defined]
+
+    async def __aexit__(self, exc_type: Any, exc: Any, tb: Any) -> None:
+        self.release()  # type: ignore[attr-defined]

@@ -19,6 +19,14 @@ cdef extern from "Python.h":
         unsigned long tp_flags
         Py_ssize_t tp_vectorcall_offset
 
+    # For awaitables whose await is a C call (see _calls_c._Done).
+    ctypedef PyObject* (*unaryfunc)(PyObject*)
+    ctypedef struct AsyncMethods "PyAsyncMethods":
+        unaryfunc am_await
+    ctypedef struct AsyncTypeSlots "PyTypeObject":
+        AsyncMethods* tp_as_async
+        unaryfunc tp_iternext
+
 
 cdef inline void enable_vectorcall(type kind, Py_ssize_t offset) noexcept:
     """Make instances of ``kind`` callable through the pointer at ``offset``.
