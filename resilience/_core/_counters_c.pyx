@@ -11,6 +11,7 @@ cdef class Counters:
 
     The policies keep their statistics here, so a compiled wrapper counts
     without calling into Python and a scrape reads a consistent snapshot.
+    Counts are unsigned 64-bit and wrap.
     """
 
     def __cinit__(self, *args, **kwargs):

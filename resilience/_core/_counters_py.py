@@ -7,11 +7,15 @@ import threading
 from ._validate import count
 
 
+UINT64 = (1 << 64) - 1
+
+
 class Counters:
     """``size`` lifetime counters, counted by index and read all at once.
 
     The policies keep their statistics here, so a compiled wrapper counts
     without calling into Python and a scrape reads a consistent snapshot.
+    Counts are unsigned 64-bit and wrap, like the C counters.
     """
 
     __slots__ = ("_lock", "_values")
@@ -25,7 +29,8 @@ class Counters:
         i = self._index(index)
         step = count("n", n, 0)
         with self._lock:
-            self._values[i] += step
+            # Unsigned 64-bit, as the compiled twin's C counters wrap.
+            self._values[i] = (self._values[i] + step) & UINT64
 
     def _index(self, index: int) -> int:
         i = count("index", index, 0)
