@@ -818,10 +818,31 @@ def test_token_bucket(
 
 GOOD_LIMITS = st.integers(1, 5)
 BAD_LIMITS = [sys.maxsize, 0, -1, 1.5, True, "2", None, sys.maxsize + 1, 2**70]
-SEMAPHORE_NAMES = Table((["try_acquire"], 6), (["release"], 4), (["reject", "set_limit"], 1))
+SEMAPHORE_PROPS = ("limit", "active", "available", "waiting", "acquired", "rejected")
+# The queue methods are called the way the Bulkhead calls them, and out of turn:
+# ``hand_over``/``leave_queue`` with nobody queued, ``release_unless_queued``
+# with nothing held. ``pass_on`` is the Bulkhead's release: give the permit
+# back, or, when it was kept for the queue, hand it to the first waiter.
+# ``crowd`` calls ``acquire_or_queue`` until a caller is queued, at most op[1] times.
+SEMAPHORE_NAMES = Table(
+    (["try_acquire", "acquire_or_queue"], 5),
+    (["release", "pass_on"], 3),
+    (["release_unless_queued", "hand_over", "leave_queue", "crowd"], 2),
+    (["reject", "set_limit"], 1),
+)
 COUNT_REJECTION = Table(
     ([("omit",)], 4), ([(True,), (False,)], 2), ([(0,), (1,), (None,), ("",), ("x",)], 1)
 )
+SEMAPHORE_MILESTONES = {
+    "queued",
+    "queued behind the queue with a permit free",
+    "refused: someone is queued with a permit free",
+    "permit kept for the queue",
+    "handed over",
+    "left the queue",
+    "nobody is queued",
+    "no permit held",
+}
 
 
 def semaphore_op(draw: st.DrawFn) -> Op:
@@ -830,32 +851,122 @@ def semaphore_op(draw: st.DrawFn) -> Op:
         return (name, COUNT_REJECTION.draw(draw))
     if name == "set_limit":
         return (name, draw(GOOD_LIMITS | st.sampled_from(BAD_LIMITS)))
+    if name == "crowd":
+        return (name, draw(st.integers(1, 6)))
     return (name,)
 
 
-@given(limit=GOOD_LIMITS | st.sampled_from(BAD_LIMITS), ops=op_lists(semaphore_op, 40))
-def test_semaphore_core(twins: Twins, limit: Any, ops: list[Op]) -> None:
+SEMAPHORE_OPS = op_lists(semaphore_op, 40)
+
+
+def run_semaphore(twins: Twins, limit: Any, ops: list[Op], every_step: bool = True) -> set[str]:
+    """Drives both twins' SemaphoreCore through ``ops``; the milestones reached."""
+    reached: set[str] = set()
     pair = build("SemaphoreCore", lambda ns, clock: ns.SemaphoreCore(limit), twins, 0.0)
     if pair is None:
-        return
+        return reached
 
     def compare(label: str) -> None:
-        for name in ("limit", "active", "available", "acquired", "rejected"):
+        for name in SEMAPHORE_PROPS:
             pair.get(label, name)
         pair.check_repr(label)
+
+    def note(result: Any) -> None:
+        if isinstance(result, Raised):
+            if result.message == "nobody is queued":
+                reached.add("nobody is queued")
+            elif "no permit held" in result.message:
+                reached.add("no permit held")
 
     compare("start")
     for i, op in enumerate(ops):
         label = f"step {i} {op!r}"
-        if op[0] == "try_acquire":
+        name = op[0]
+        free = pair.p.active < pair.p.limit
+        queued = pair.p.waiting > 0
+        if name == "try_acquire":
             args = () if op[1] == ("omit",) else op[1]
-            if pair.call(label, "try_acquire", *args) is False:
-                event("try_acquire refused")
-        elif op[0] == "set_limit":
-            pair.call(label, "set_limit", op[1])
+            if pair.call(label, name, *args) is False:
+                reached.add("try_acquire refused")
+                if free and queued:
+                    reached.add("refused: someone is queued with a permit free")
+        elif name in ("acquire_or_queue", "crowd"):
+            for k in range(1 if name == "acquire_or_queue" else op[1]):
+                free = pair.p.active < pair.p.limit
+                step = label if name == "acquire_or_queue" else f"{label} #{k}"
+                if pair.call(step, "acquire_or_queue") is False:
+                    reached.add("queued")
+                    if free:
+                        reached.add("queued behind the queue with a permit free")
+                    break
+        elif name in ("release_unless_queued", "pass_on"):
+            result = pair.call(label, "release_unless_queued")
+            note(result)
+            if result is False:
+                reached.add("permit kept for the queue")
+                if name == "pass_on":
+                    note(pair.call(label + " (hand over)", "hand_over"))
+                    if every_step:
+                        compare(label + " (kept)")
+        elif name in ("hand_over", "leave_queue"):
+            result = pair.call(label, name)
+            note(result)
+            if result is None:
+                reached.add("handed over" if name == "hand_over" else "left the queue")
+        elif name == "set_limit":
+            pair.call(label, name, op[1])
         else:
-            pair.call(label, op[0])
-        compare(label)
+            note(pair.call(label, name))
+        if every_step:
+            compare(label)
+    compare("end")
+    return reached
+
+
+@given(limit=GOOD_LIMITS | st.sampled_from(BAD_LIMITS), ops=SEMAPHORE_OPS)
+def test_semaphore_core(twins: Twins, limit: Any, ops: list[Op]) -> None:
+    report(run_semaphore(twins, limit, ops))
+
+
+def test_semaphore_strategies_reach_the_queue(twins: Twins) -> None:
+    """As for the breaker: the semaphore strategies reach every queue milestone."""
+    found = find(
+        st.tuples(GOOD_LIMITS, SEMAPHORE_OPS),
+        lambda case: SEMAPHORE_MILESTONES.issubset(
+            run_semaphore(twins, case[0], case[1], every_step=False)
+        ),
+        settings=COVERAGE_SETTINGS,
+        random=Random(0),
+    )
+    assert run_semaphore(twins, found[0], found[1]) >= SEMAPHORE_MILESTONES
+
+
+def test_semaphore_scripted_queue(twins: Twins) -> None:
+    """The Bulkhead's use of the queue methods, compared on both twins at every step."""
+    script: list[Op] = [
+        ("hand_over",),  # nobody is queued
+        ("leave_queue",),  # nobody is queued
+        ("release_unless_queued",),  # no permit held
+        ("acquire_or_queue",),  # the one permit
+        ("acquire_or_queue",),  # queued
+        ("try_acquire", ("omit",)),  # refused, counted
+        ("acquire_or_queue",),  # queued second
+        ("pass_on",),  # kept for the first waiter and handed over
+        ("leave_queue",),  # the second one gives up
+        ("set_limit", 3),
+        ("acquire_or_queue",),  # nobody queued, a permit free
+        ("acquire_or_queue",),
+        ("acquire_or_queue",),  # queued
+        ("release",),  # a permit free, but someone is queued
+        ("try_acquire", (False,)),  # refused, not counted
+        ("acquire_or_queue",),  # queued behind the queue with a permit free
+        ("hand_over",),
+        ("hand_over",),
+        ("release_unless_queued",),
+        ("pass_on",),
+        ("reject",),
+    ]
+    assert run_semaphore(twins, 1, script) >= SEMAPHORE_MILESTONES
 
 
 # -- CountWindow and TimeWindow -------------------------------------------------------------
@@ -977,6 +1088,100 @@ def test_time_window(twins: Twins, config: tuple[Any, Any, float], ops: list[Op]
         last = compare(label)
 
 
+# -- Counters ------------------------------------------------------------------------------
+
+
+class Index(int):
+    """An int subclass: a valid index, with a repr of its own in messages."""
+
+    def __repr__(self) -> str:
+        return f"Index({int(self)})"
+
+
+GOOD_SIZES = st.integers(1, 6)
+# Sizes that pass validation but cannot be allocated: MemoryError from both.
+UNALLOCATABLE_SIZES = [2**61, sys.maxsize]
+BAD_SIZES = [0, -1, True, False, 2.0, "3", None, sys.maxsize + 1, 2**70, -(2**70)]
+COUNTERS_NAMES = Table((["add"], 4), (["repeat"], 1))
+# ``("at", i)`` is an index as given; ``("last",)`` and ``("size",)`` are
+# relative to the size: the last counter, one past it.
+COUNTER_INDEXES = Table(
+    ([("at", 0), ("last",)], 4),
+    ([("at", st.integers(0, 7))], 6),
+    ([("size",)], 2),
+    (rows("at", [-1, 2**63 - 1, 2**63, 2**64, 2**70, -(2**70), Index(0)]), 1),
+    (rows("at", [0.0, 1.0, True, False, None, "0", math.nan]), 1),
+)
+# ``("omit",)`` leaves n at its default of 1; ``kw`` passes it by keyword.
+COUNTER_STEPS = Table(
+    ([("omit",)], 6),
+    (rows("n", [0, 1, 2]), 2),
+    ([("n", st.integers(0, 1000)), ("kw", st.integers(0, 10))], 3),
+    (rows("n", [sys.maxsize, 2**62, 2**63 - 2, 2**32, Index(3)]), 2),
+    (rows("n", [-1, 2**63, 2**64, 2**70, -(2**70)]), 1),
+    (rows("n", [1.0, 0.0, math.inf, math.nan, True, False, None, "1"]), 1),
+)
+
+
+def counters_op(draw: st.DrawFn) -> Op:
+    name = COUNTERS_NAMES.draw(draw)
+    if name == "add":
+        return (name, COUNTER_INDEXES.draw(draw), COUNTER_STEPS.draw(draw))
+    # "repeat": the same add a few times, so that sums grow fast, towards the top
+    return (name, draw(st.integers(2, 4)), COUNTER_INDEXES.draw(draw), COUNTER_STEPS.draw(draw))
+
+
+# Two sizes in three are good ones.
+COUNTER_SIZES = st.one_of(
+    GOOD_SIZES, st.integers(1, 3), st.sampled_from(BAD_SIZES + UNALLOCATABLE_SIZES)
+)
+
+
+@given(size=COUNTER_SIZES, ops=op_lists(counters_op, 40))
+def test_counters(twins: Twins, size: Any, ops: list[Op]) -> None:
+    pair = build("Counters", lambda ns, clock: ns.Counters(size), twins, 0.0)
+    if pair is None:
+        event("Counters: both raised")
+        return
+
+    def compare(label: str) -> None:
+        pair.call(label, "snapshot")
+        pair.call(label, "__len__")
+        pair.check_repr(label)
+
+    def add(label: str, index_spec: Op, step: Op) -> Any:
+        if index_spec[0] == "last":
+            index = size - 1
+        elif index_spec[0] == "size":
+            index = size
+        else:
+            index = index_spec[1]
+        if step[0] == "omit":
+            return pair.call(label, "add", index)
+        if step[0] == "kw":
+            return pair.call(label, "add", index, n=step[1])
+        return pair.call(label, "add", index, step[1])
+
+    compare("start")
+    last = pair.p.snapshot()
+    for i, op in enumerate(ops):
+        label = f"step {i} {op!r}"
+        if op[0] == "add":
+            result = add(label, op[1], op[2])
+        else:
+            for k in range(op[1]):
+                result = add(f"{label} #{k}", op[2], op[3])
+        if isinstance(result, Raised):
+            event(f"add raised {result.kind.__name__}")
+        compare(label)
+        now = pair.p.snapshot()
+        if any(b < a for a, b in zip(last, now, strict=True)):
+            event("a counter wrapped")
+        elif max(now) > sys.maxsize:
+            event("a counter above sys.maxsize")
+        last = now
+
+
 # -- construction ----------------------------------------------------------------------------
 
 NUMBERS = [1.0, 0.5, 2, 30.0, 0, 0.0, -1.0, math.nan, math.inf, "1", True, None, 10**400, 1e-300]
@@ -992,7 +1197,7 @@ def argument(data: st.DataObject, label: str, good: Sequence[Any], bad: Sequence
 
 @given(
     kind=st.sampled_from(
-        ["TokenBucket", "BreakerCore", "SemaphoreCore", "CountWindow", "TimeWindow"]
+        ["TokenBucket", "BreakerCore", "SemaphoreCore", "CountWindow", "TimeWindow", "Counters"]
     ),
     data=st.data(),
 )
@@ -1025,7 +1230,10 @@ def test_construction(twins: Twins, kind: str, data: st.DataObject) -> None:
         props = BREAKER_PROPS
     elif kind == "SemaphoreCore":
         args = (argument(data, "limit", [1, 2, 10], COUNTS),)
-        props = ("limit", "active", "available", "acquired", "rejected")
+        props = SEMAPHORE_PROPS
+    elif kind == "Counters":
+        args = (argument(data, "size", [1, 2, 10], COUNTS),)
+        props = ()
     elif kind == "CountWindow":
         args = (argument(data, "size", [1, 2, 10], COUNTS),)
         props = ("size",)
@@ -1048,6 +1256,9 @@ def test_construction(twins: Twins, kind: str, data: st.DataObject) -> None:
     event(f"{kind}: both built")
     for name in props:
         pair.get("built", name)
+    if kind == "Counters":
+        pair.call("built", "snapshot")
+        pair.call("built", "__len__")
     pair.check_repr("built")
 
 
@@ -1058,6 +1269,8 @@ def test_construction(twins: Twins, kind: str, data: st.DataObject) -> None:
         ("TimeWindow", (1.0, 2**62), {}),
         ("TimeWindow", (1.0, sys.maxsize), {}),
         ("CountWindow", (sys.maxsize,), {}),
+        ("Counters", (2**61,), {}),
+        ("Counters", (sys.maxsize,), {}),
         ("BreakerCore", (), {"half_open_calls": 2**61}),
         ("BreakerCore", (), {"half_open_calls": sys.maxsize}),
     ],
