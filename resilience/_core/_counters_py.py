@@ -6,7 +6,6 @@ import threading
 
 from ._validate import count
 
-
 UINT64 = (1 << 64) - 1
 
 
