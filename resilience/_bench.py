@@ -1,9 +1,12 @@
 """``python -m resilience bench``: the core primitives and the policies, compiled vs pure.
 
-Every figure is the median over repeats of a timeit loop, in nanoseconds per
-operation, beside a bare call of ``def f(): return 1`` measured in the same
-run, so the ratios hold on a noisy machine even when the absolute times drift.
-Policy rows also show the cost over the bare call and DESIGN.md's target.
+Every figure is a median over rounds of timeit loops, in nanoseconds per
+operation. Within a row, each round times the compiled twin, the pure twin
+and the row's baseline (a bare call of ``def f(): return 1``, or a bare
+await) back to back, and the speed-up and the cost over the baseline are
+medians of per-round ratios and differences: on a noisy machine the
+absolute times drift, but what is compared is measured side by side.
+Policy rows also show DESIGN.md's target.
 """
 
 from __future__ import annotations
@@ -200,31 +203,52 @@ def _forced_open(breaker: Any) -> dict[str, Any]:
     return {"b": breaker}
 
 
-def _measure(
+def _sample(
     case: Case, twins: dict[str, SimpleNamespace], repeat: int, target: float
-) -> dict[str, float]:
-    return {
-        name: time_ns(case.stmt, case.setup(classes), repeat, target) / case.batch
-        for name, classes in twins.items()
+) -> dict[str, list[float]]:
+    """Per-round ns per operation of the case on each twin and of its baseline."""
+    loops = {
+        name: _loop(case.stmt, case.setup(classes), target) for name, classes in twins.items()
     }
+    baseline = case.baseline or _bare
+    bare_stmt = case.stmt if case.baseline else "f()"
+    loops["bare"] = _loop(bare_stmt, baseline(SimpleNamespace()), target)
+    return interleaved(loops, repeat, case.batch)
 
 
-def time_ns(stmt: str, namespace: dict[str, Any], repeat: int, target: float) -> float:
-    """Median ns per run of ``stmt`` over ``repeat`` loops of about ``target`` seconds."""
+def _loop(stmt: str, namespace: dict[str, Any], target: float) -> tuple[timeit.Timer, int]:
+    """A timer for ``stmt`` and the loop count that takes about ``target`` seconds."""
     timer = timeit.Timer(stmt, globals=namespace)
     number, elapsed = 1, timer.timeit(1)
     while elapsed < target / 10:  # calibrate: grow the loop to a tenth of the target
         number *= 10
         elapsed = timer.timeit(number)
-    number = max(1, int(number * target / elapsed))
+    return timer, max(1, int(number * target / elapsed))
+
+
+def interleaved(
+    loops: dict[str, tuple[timeit.Timer, int]], repeat: int, batch: int = 1
+) -> dict[str, list[float]]:
+    """``repeat`` rounds, each timing every loop once, in turn: ns per operation."""
+    samples: dict[str, list[float]] = {name: [] for name in loops}
     gc_was_enabled = gc.isenabled()
     gc.disable()
     try:
-        samples = [timer.timeit(number) / number * 1e9 for _ in range(repeat)]
+        for _ in range(repeat):
+            for name, (timer, number) in loops.items():
+                samples[name].append(timer.timeit(number) / number / batch * 1e9)
     finally:
         if gc_was_enabled:
             gc.enable()
-    return statistics.median(samples)
+    return samples
+
+
+def _figures(row: dict[str, float], twins: dict[str, SimpleNamespace]) -> str:
+    return "".join(f"{row[name]:>12.1f}" for name in twins)
+
+
+def median_of(pairs: Iterator[float]) -> float:
+    return statistics.median(list(pairs))
 
 
 def breaker_memory(classes: SimpleNamespace, count: int = 2000) -> float:
@@ -256,33 +280,33 @@ def run(
         f"resilience {__version__} (live: {IMPLEMENTATION}) on {platform.python_implementation()}"
         f" {platform.python_version()}, {platform.system()} {platform.machine()}"
     )
-    bare = time_ns("f()", _bare(SimpleNamespace()), repeat, target)
-    out(f"bare call f(): {bare:.1f} ns (median of {repeat})")
-    header = f"{'operation':<40}" + "".join(f"{n + ' ns':>12}" for n in twins)
-    if len(twins) == 2:
-        header += f"{'speedup':>10}"
-    out(header)
-    results: dict[str, Any] = {"bare_ns": bare, "cases": {}}
+    header = f"{'operation':<40}{'bare ns':>9}" + "".join(f"{n + ' ns':>12}" for n in twins)
+    out(header + (f"{'speedup':>10}" if len(twins) == 2 else ""))
+    results: dict[str, Any] = {"cases": {}}
     for case in CASES:
-        row = _measure(case, twins, repeat, target)
+        samples = _sample(case, twins, repeat, target)
+        row = {name: statistics.median(values) for name, values in samples.items()}
         results["cases"][case.name] = row
-        line = f"{case.name:<40}" + "".join(f"{row[n]:>12.1f}" for n in twins)
+        line = f"{case.name:<40}{row['bare']:>9.1f}" + _figures(row, twins)
         if len(twins) == 2:
-            line += f"{row['python'] / row['cython']:>9.1f}x"
+            pairs = zip(samples["python"], samples["cython"], strict=True)
+            ratio = median_of(pure / compiled for pure, compiled in pairs)
+            row["speedup"] = ratio
+            line += f"{ratio:>9.1f}x"
         out(line)
     out("")
-    out(f"{'policy':<40}" + "".join(f"{n + ' ns':>12}" for n in twins)
+    out(f"{'policy':<40}{'bare ns':>9}" + "".join(f"{n + ' ns':>12}" for n in twins)
         + f"{'over bare':>11}   target (compiled)")
     for case in POLICY_CASES:
-        row = _measure(case, twins, repeat, target)
+        samples = _sample(case, twins, repeat, target)
+        row = {name: statistics.median(values) for name, values in samples.items()}
+        best = "cython" if "cython" in samples else "python"
+        pairs = zip(samples["bare"], samples[best], strict=True)
+        row["over_bare"] = median_of(ours - bare for bare, ours in pairs)
         results["cases"][case.name] = row
-        best = row.get("cython", row["python"])
-        base = bare
-        if case.baseline is not None:
-            base = time_ns(case.stmt, case.baseline(SimpleNamespace()), repeat, target) / case.batch
-        line = f"{case.name:<40}" + "".join(f"{row[n]:>12.1f}" for n in twins)
+        line = f"{case.name:<40}{row['bare']:>9.1f}" + _figures(row, twins)
         goal = f"<= {case.target:.0f} ns" + ("" if case.absolute else " over bare")
-        out(line + f"{best - base:>+11.1f}   {goal}")
+        out(line + f"{row['over_bare']:>+11.1f}   {goal}")
     for name, classes in twins.items():
         size = breaker_memory(classes)
         results[f"breaker_bytes_{name}"] = size

@@ -38,12 +38,15 @@ def test_bench_reports_every_case_for_both_twins(twins) -> None:
     lines: list[str] = []
     results = _bench.run(repeat=1, target=0.001, out=lines.append)
     text = "\n".join(lines)
-    assert "bare call f():" in text
+    assert "bare ns" in text
     for case in _bench.CASES:
         assert case.name in text
         row = results["cases"][case.name]
         assert all(ns > 0 for ns in row.values())
-        assert set(row) == {"cython", "python"}
+        assert set(row) == {"bare", "cython", "python", "speedup"}
+    for case in _bench.POLICY_CASES:
+        assert case.name in text
+        assert set(results["cases"][case.name]) == {"bare", "cython", "python", "over_bare"}
     assert "speedup" in text
     assert results["breaker_bytes_python"] > 0
     assert results["breaker_bytes_cython"] > 0
