@@ -27,11 +27,11 @@ from .errors import (
     RetryError,
     TimeoutExceeded,
 )
-from .fallback import Fallback
+from .fallback import Fallback, FallbackStats
 from .pipeline import Pipeline
 from .ratelimit import AdaptiveRateLimiter, RateLimiter, RateLimiterStats
 from .retry import Retry, RetryBudget, RetryState, RetryStats
-from .timeout import Timeout, deadline, remaining
+from .timeout import Timeout, TimeoutStats, deadline, remaining
 
 __version__ = "0.1.0"
 
@@ -48,6 +48,7 @@ __all__ = [
     "CircuitState",
     "CountWindow",
     "Fallback",
+    "FallbackStats",
     "InjectedFault",
     "Pipeline",
     "RateLimitExceeded",
@@ -63,6 +64,7 @@ __all__ = [
     "TimeWindow",
     "Timeout",
     "TimeoutExceeded",
+    "TimeoutStats",
     "TokenBucket",
     "__version__",
     "backoff",

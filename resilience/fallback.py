@@ -4,14 +4,28 @@ from __future__ import annotations
 
 import inspect
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from typing import Any, ParamSpec, TypeVar
 
+from . import _core
 from ._policy import NEVER_FAILURES, Policy, check_callable, check_name, check_on
 
-__all__ = ["Fallback"]
+__all__ = ["Fallback", "FallbackStats"]
 
 P = ParamSpec("P")
 R = TypeVar("R")
+
+
+@dataclass(frozen=True)
+class FallbackStats:
+    """Lifetime counts of a Fallback."""
+
+    name: str | None
+    calls: int
+    fallbacks: int  # calls answered by the handler
+
+
+CALLS, FALLBACKS = range(2)
 
 
 class Fallback(Policy):
@@ -22,7 +36,7 @@ class Fallback(Policy):
     interrupts are never replaced.
     """
 
-    __slots__ = ("_handler", "_name", "_on", "_predicate")
+    __slots__ = ("_counts", "_handler", "_name", "_on", "_predicate")
 
     def __init__(
         self,
@@ -38,16 +52,26 @@ class Fallback(Policy):
         self._handler = check_callable("handler", handler)
         self._on, self._predicate = check_on(on)
         self._name = check_name(name)
+        self._counts = _core.SELECTED.Counters(2)  # CALLS, FALLBACKS
+
+    @property
+    def stats(self) -> FallbackStats:
+        return FallbackStats(self._name, *self._counts.snapshot())
 
     def _replaces(self, exc: BaseException) -> bool:
         if isinstance(exc, NEVER_FAILURES):
             return False
         if self._predicate is not None:
-            return bool(self._predicate(exc))
-        return isinstance(exc, self._on)
+            replaced = bool(self._predicate(exc))
+        else:
+            replaced = isinstance(exc, self._on)
+        if replaced:
+            self._counts.add(FALLBACKS)
+        return replaced
 
     def call(self, fn: Callable[P, R], /, *args: P.args, **kwargs: P.kwargs) -> R:
         """``fn(*args, **kwargs)``, or the handler's value when it raises one of ``on``."""
+        self._counts.add(CALLS)
         try:
             return fn(*args, **kwargs)
         except BaseException as exc:
@@ -59,6 +83,7 @@ class Fallback(Policy):
         self, fn: Callable[P, Awaitable[R]], /, *args: P.args, **kwargs: P.kwargs
     ) -> R:
         """``await fn(*args, **kwargs)``, or the handler's (awaited) value."""
+        self._counts.add(CALLS)
         try:
             return await fn(*args, **kwargs)
         except BaseException as exc:

@@ -60,6 +60,11 @@ class Pipeline(Policy):
             inner = functools.partial(policy.acall, inner)
         return await inner(*args, **kwargs)  # type: ignore[no-any-return]
 
+    @property
+    def stats(self) -> tuple[Any, ...]:
+        """Each member's stats, outermost first."""
+        return tuple(policy.stats for policy in self.policies)  # type: ignore[attr-defined]
+
     def _members_with(self, method: str) -> None:
         for policy in self.policies:
             if not hasattr(policy, method):

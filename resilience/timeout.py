@@ -17,15 +17,17 @@ import sys
 import threading
 import time
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from types import TracebackType
 from typing import Any, ParamSpec, TypeVar
 
+from . import _core
 from ._core._validate import clock as check_clock
 from ._core._validate import non_negative
 from ._policy import Policy, check_name, pop_entry, push_entry
 from .errors import TimeoutExceeded
 
-__all__ = ["Timeout", "deadline", "remaining"]
+__all__ = ["Timeout", "TimeoutStats", "deadline", "remaining"]
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -103,12 +105,21 @@ class Timeout(Policy):
     it — so give sync code its own timeouts where it has them.
     """
 
-    __slots__ = ("_name", "_scopes", "seconds")
+    __slots__ = ("_counts", "_name", "_scopes", "seconds")
 
     def __init__(self, seconds: float, *, name: str | None = None) -> None:
         self.seconds = non_negative("seconds", seconds)
         self._name = check_name(name)
         self._scopes: list[Any] = []
+        self._counts = _core.SELECTED.Counters(2)  # CALLS, TIMEOUTS
+
+    def _timed_out(self, limit: float) -> TimeoutExceeded:
+        self._counts.add(TIMEOUTS)
+        return TimeoutExceeded(limit, self._name)
+
+    @property
+    def stats(self) -> TimeoutStats:
+        return TimeoutStats(self._name, *self._counts.snapshot())
 
     def _limit(self) -> float:
         return min(self.seconds, remaining())
@@ -116,8 +127,9 @@ class Timeout(Policy):
     def call(self, fn: Callable[P, R], /, *args: P.args, **kwargs: P.kwargs) -> R:
         """Run ``fn`` in a worker thread and wait for it at most the limit."""
         limit = self._limit()
+        self._counts.add(CALLS)
         if limit <= 0.0:
-            raise TimeoutExceeded(limit, self._name)
+            raise self._timed_out(limit)
         outcome: list[Any] = []
         done = threading.Event()
         context = contextvars.copy_context()
@@ -132,7 +144,7 @@ class Timeout(Policy):
 
         threading.Thread(target=work, name=f"resilience-timeout-{self._name}", daemon=True).start()
         if not done.wait(None if limit > threading.TIMEOUT_MAX else limit):
-            raise TimeoutExceeded(limit, self._name)
+            raise self._timed_out(limit)
         ok, value = outcome[0]
         if ok:
             return value  # type: ignore[no-any-return]
@@ -146,7 +158,8 @@ class Timeout(Policy):
             return await fn(*args, **kwargs)
 
     async def __aenter__(self) -> Timeout:
-        scope = _Scope(self._limit(), self._name)
+        scope = _Scope(self._limit())
+        self._counts.add(CALLS)
         self._scopes.append(scope)
         scope.enter()
         return self
@@ -166,25 +179,37 @@ class Timeout(Policy):
                 break
         else:  # pragma: no cover - __aexit__ without __aenter__
             raise RuntimeError("Timeout.__aexit__ without a matching __aenter__ in this task")
-        scope.exit(exc)
+        if scope.expired(exc):
+            raise self._timed_out(scope.limit) from exc
 
     def __repr__(self) -> str:
         return f"Timeout({self.seconds!r}, name={self._name!r})"
 
 
+@dataclass(frozen=True)
+class TimeoutStats:
+    """Lifetime counts of a Timeout."""
+
+    name: str | None
+    calls: int
+    timeouts: int
+
+
+CALLS, TIMEOUTS = range(2)
+
+
 class _Scope:
-    """One ``async with Timeout``: cancels its task at the limit, reports TimeoutExceeded.
+    """One ``async with Timeout``: cancels its task at the limit, tells its timeout apart.
 
     The same job as ``asyncio.timeout`` (3.11+), written once so 3.10 behaves
     alike: the cancel it sends is told apart from any other by counting it,
     and withdrawn (``uncancel``) where the interpreter tracks such counts.
     """
 
-    __slots__ = ("_cancelling", "_handle", "_name", "fired", "limit", "task")
+    __slots__ = ("_cancelling", "_handle", "fired", "limit", "task")
 
-    def __init__(self, limit: float, name: str | None) -> None:
+    def __init__(self, limit: float) -> None:
         self.limit = limit
-        self._name = name
         self.fired = False
         task = asyncio.current_task()
         if task is None:
@@ -206,13 +231,13 @@ class _Scope:
         self.fired = True
         self.task.cancel()
 
-    def exit(self, exc: BaseException | None) -> None:
+    def expired(self, exc: BaseException | None) -> bool:
+        """At the block's end: whether its CancelledError is this scope's timeout."""
         if self._handle is not None:
             self._handle.cancel()
         if not self.fired:
-            return
+            return False
         if sys.version_info >= (3, 11):
             if self.task.uncancel() > self._cancelling:
-                return  # someone else cancelled the task too: let that cancel through
-        if isinstance(exc, asyncio.CancelledError):
-            raise TimeoutExceeded(self.limit, self._name) from exc
+                return False  # someone else cancelled the task too: let that cancel through
+        return isinstance(exc, asyncio.CancelledError)

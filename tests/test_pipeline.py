@@ -1239,3 +1239,38 @@ def test_pipeline_repr_lists_members_in_order(policy_impl):
     assert positions == sorted(positions), text
     assert text.startswith("Pipeline(")
     assert repr(Pipeline()) == "Pipeline()"
+
+
+# -- stats ---------------------------------------------------------------------------
+
+
+def test_fallback_stats_count_calls_and_replacements(policy_impl):
+    from resilience import FallbackStats
+
+    fallback = Fallback(lambda exc, *args: "spare", on=KeyError, name="fb")
+
+    def fails(exc: BaseException) -> Any:
+        raise exc
+
+    assert fallback.call(lambda: "ok") == "ok"
+    assert fallback.call(fails, KeyError("k")) == "spare"
+    with pytest.raises(ValueError):
+        fallback.call(fails, ValueError("v"))  # not one of `on`: not replaced
+    with pytest.raises(KeyboardInterrupt):
+        fallback.call(fails, KeyboardInterrupt())  # never replaced
+
+    async def afails() -> None:
+        raise KeyError("a")
+
+    assert asyncio.run(fallback.acall(afails)) == "spare"
+    assert fallback.stats == FallbackStats("fb", calls=5, fallbacks=2)
+
+
+def test_pipeline_stats_are_its_members_stats_outermost_first(policy_impl):
+    fallback = Fallback(lambda exc: None)
+    breaker = CircuitBreaker("b")
+    pipeline = Pipeline(fallback, breaker)
+    pipeline.call(lambda: 1)
+    outer, inner = pipeline.stats
+    assert outer == fallback.stats and outer.calls == 1
+    assert inner == breaker.stats and inner.total_calls == 1

@@ -598,3 +598,33 @@ def test_timeout_zero_leaves_no_time():
 
     with pytest.raises(TimeoutExceeded):
         asyncio.run(main())
+
+
+def test_timeout_stats_count_calls_and_timeouts():
+    from resilience import TimeoutStats
+
+    timeout = Timeout(0.05, name="t")
+    assert timeout.call(lambda: 1) == 1
+    with pytest.raises(TimeoutExceeded):
+        timeout.call(threading.Event().wait, 1.0)
+    with pytest.raises(TimeoutExceeded):
+        Timeout(0, name="z").call(lambda: 1)
+
+    async def main() -> None:
+        async def quick() -> int:
+            return 2
+
+        async def slow() -> None:
+            await asyncio.sleep(1.0)
+
+        assert await timeout.acall(quick) == 2
+        with pytest.raises(TimeoutExceeded):
+            await timeout.acall(slow)
+        task = asyncio.ensure_future(timeout.acall(slow))
+        await asyncio.sleep(0)
+        task.cancel()  # cancelled from outside: a call, not a timeout
+        with pytest.raises(asyncio.CancelledError):
+            await task
+
+    asyncio.run(main())
+    assert timeout.stats == TimeoutStats("t", calls=5, timeouts=2)
