@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import contextlib
 import functools
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from types import TracebackType
 from typing import Any, ParamSpec, TypeVar
 
-from ._policy import Policy, pop_entry, push_entry
+from ._policy import Policy, check_name, pop_entry, push_entry
 
 __all__ = ["Pipeline"]
 
@@ -25,24 +25,27 @@ class Pipeline(Policy):
     is one of that kind: members are entered in order and left in reverse.
     """
 
-    __slots__ = ("policies",)
-    _name = None  # a pipeline is known by its members
+    __slots__ = ("_name", "policies")
 
-    def __init__(self, *policies: Policy) -> None:
+    def __init__(self, *policies: Policy, name: str | None = None) -> None:
         for policy in policies:
             if not isinstance(policy, Policy):
                 raise TypeError(f"Pipeline takes policies, got {policy!r}")
         self.policies = policies
+        self._name = check_name(name)
 
     def _wrap_sync(self, fn: Callable[P, R]) -> Callable[P, R]:
         for policy in reversed(self.policies):
             fn = policy._wrap_sync(fn)
         return fn
 
-    def _wrap_async(self, fn: Callable[P, Awaitable[R]]) -> Callable[P, Awaitable[R]]:
+    def _wrap_async(
+        self, fn: Callable[P, Awaitable[R]]
+    ) -> Callable[P, Coroutine[Any, Any, R]]:
+        wrapped = fn
         for policy in reversed(self.policies):
-            fn = policy._wrap_async(fn)
-        return fn
+            wrapped = policy._wrap_async(wrapped)
+        return wrapped  # type: ignore[return-value]
 
     def call(self, fn: Callable[P, R], /, *args: P.args, **kwargs: P.kwargs) -> R:
         """``fn(*args, **kwargs)`` through every policy, the first outermost."""
@@ -106,4 +109,5 @@ class Pipeline(Policy):
         return bool(await stack.__aexit__(exc_type, exc, tb))
 
     def __repr__(self) -> str:
-        return f"Pipeline({', '.join(map(repr, self.policies))})"
+        members = ", ".join(map(repr, self.policies))
+        return f"Pipeline({members}, name={self._name!r})" if self._name else f"Pipeline({members})"
