@@ -41,6 +41,7 @@ cdef class BreakerCore:
     cdef long long take(self, object now) except? -2
     cdef int settle(self, bint failure, double duration, long long token, object now) except -1
     cdef double wait_for_permit(self, object now) except? -1.0
+    cdef int succeed(self, long long token) except -1
 
     cdef double _given_time(self, object now) except? -1.0
     cdef double _time(self, double t) noexcept

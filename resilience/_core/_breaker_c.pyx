@@ -282,6 +282,27 @@ cdef class BreakerCore:
         self._notify(change)
         return 0
 
+    cdef int succeed(self, long long token) except -1:
+        """``record_success(0.0, None, token)`` for compiled callers.
+
+        The common case — CLOSED, the token current, a count window, no rate
+        rule that a success could complete — needs no clock and cannot
+        trip, so it is settled here in a few stores.
+        """
+        with cython.critical_section(self):
+            if (
+                self._state == CLOSED
+                and token == self._generation
+                and not self._timed_window
+                and self._failure_rate == 0.0
+                and self._slow_call_rate == 0.0
+            ):
+                self._total_calls += 1
+                self._consecutive_failures = 0
+                self._window._record(0.0, False, False)
+                return 0
+        return self.settle(False, 0.0, token, None)
+
     cdef int _apply(self, bint failure, double duration, double t, long long generation) noexcept:
         cdef bint slow = self._slow_call_duration > 0.0 and duration >= self._slow_call_duration
         self._total_calls += 1

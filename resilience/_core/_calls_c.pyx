@@ -76,8 +76,10 @@ cdef class BreakerCall:
             raise
         if self._judges_results:
             self._settle_result(token, result, start)
+        elif self._timed:
+            self._core.settle(False, self._now() - start, token, None)
         else:
-            self._core.settle(False, self._now() - start if self._timed else 0.0, token, None)
+            self._core.succeed(token)
         return result
 
     def __get__(self, obj, objtype):
