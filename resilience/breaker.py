@@ -15,13 +15,15 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from enum import Enum
 from types import TracebackType
-from typing import Any, ParamSpec, TypeVar
+from typing import Any
 
 from . import _core
 from ._core import CLOSED, DISABLED, FORCED_OPEN, HALF_OPEN, OPEN
 from ._policy import (
     NEVER_FAILURES,
+    P,
     Policy,
+    R,
     check_callable,
     check_exception_types,
     check_name,
@@ -32,10 +34,6 @@ from ._policy import (
 from .errors import CircuitOpenError
 
 __all__ = ["BreakerStats", "CircuitBreaker", "CircuitState"]
-
-P = ParamSpec("P")
-R = TypeVar("R")
-
 
 class CircuitState(str, Enum):
     """The state of a circuit breaker."""

@@ -17,19 +17,15 @@ from collections import deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
+from typing import TYPE_CHECKING, Any
 
 from . import _core
 from ._core._validate import count, non_negative
-from ._policy import Policy, check_name
+from ._policy import P, Policy, R, check_name
 from .errors import BulkheadFullError
 from .timeout import remaining
 
 __all__ = ["Bulkhead", "BulkheadStats"]
-
-P = ParamSpec("P")
-R = TypeVar("R")
-
 
 @dataclass(frozen=True)
 class BulkheadStats:

@@ -5,16 +5,12 @@ from __future__ import annotations
 import inspect
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any, ParamSpec, TypeVar
+from typing import Any
 
 from . import _core
-from ._policy import NEVER_FAILURES, Policy, check_callable, check_name, check_on
+from ._policy import NEVER_FAILURES, P, Policy, R, check_callable, check_name, check_on
 
 __all__ = ["Fallback", "FallbackStats"]
-
-P = ParamSpec("P")
-R = TypeVar("R")
-
 
 @dataclass(frozen=True)
 class FallbackStats:

@@ -6,15 +6,11 @@ import contextlib
 import functools
 from collections.abc import Awaitable, Callable, Coroutine
 from types import TracebackType
-from typing import Any, ParamSpec, TypeVar
+from typing import Any
 
-from ._policy import Policy, check_name, pop_entry, push_entry
+from ._policy import P, Policy, R, check_name, pop_entry, push_entry
 
 __all__ = ["Pipeline"]
-
-P = ParamSpec("P")
-R = TypeVar("R")
-
 
 class Pipeline(Policy):
     """``Pipeline(a, b, c)`` runs a call as ``a`` around ``b`` around ``c`` around it.

@@ -16,14 +16,16 @@ import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from types import TracebackType
-from typing import Any, ParamSpec, TypeVar
+from typing import Any
 
 from . import _core
 from ._core._validate import clock as check_clock
 from ._core._validate import non_negative, number, positive
 from ._policy import (
     NEVER_FAILURES,
+    P,
     Policy,
+    R,
     asleep_with,
     check_callable,
     check_name,
@@ -35,10 +37,6 @@ from .errors import RateLimitExceeded
 from .timeout import remaining
 
 __all__ = ["AdaptiveRateLimiter", "RateLimiter", "RateLimiterStats"]
-
-P = ParamSpec("P")
-R = TypeVar("R")
-
 
 @dataclass(frozen=True)
 class RateLimiterStats:

@@ -18,14 +18,16 @@ import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from types import TracebackType
-from typing import Any, ParamSpec, TypeVar
+from typing import Any
 
 from . import _core
 from ._core._validate import clock as check_clock
 from ._core._validate import count, non_negative, number, optional, positive
 from ._policy import (
     NEVER_FAILURES,
+    P,
     Policy,
+    R,
     asleep_with,
     check_callable,
     check_name,
@@ -38,10 +40,6 @@ from .errors import RetryError
 from .timeout import remaining
 
 __all__ = ["Attempt", "Retry", "RetryBudget", "RetryState", "RetryStats"]
-
-P = ParamSpec("P")
-R = TypeVar("R")
-
 
 @dataclass(frozen=True)
 class RetryState:

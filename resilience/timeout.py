@@ -19,18 +19,15 @@ import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from types import TracebackType
-from typing import Any, ParamSpec, TypeVar
+from typing import Any
 
 from . import _core
 from ._core._validate import clock as check_clock
 from ._core._validate import non_negative
-from ._policy import Policy, check_name, pop_entry, push_entry
+from ._policy import P, Policy, R, check_name, pop_entry, push_entry
 from .errors import TimeoutExceeded
 
 __all__ = ["Timeout", "TimeoutStats", "deadline", "remaining"]
-
-P = ParamSpec("P")
-R = TypeVar("R")
 
 # The earliest deadline in force here: (expiry, the clock it is read with).
 _current: contextvars.ContextVar[tuple[float, Callable[[], float]] | None] = (
