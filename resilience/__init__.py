@@ -18,6 +18,7 @@ from ._core import (
 )
 from .breaker import BreakerStats, CircuitBreaker, CircuitState
 from .bulkhead import Bulkhead, BulkheadStats
+from .chaos import Chaos
 from .errors import (
     BulkheadFullError,
     CircuitOpenError,
@@ -43,6 +44,7 @@ __all__ = [
     "Bulkhead",
     "BulkheadFullError",
     "BulkheadStats",
+    "Chaos",
     "CircuitBreaker",
     "CircuitOpenError",
     "CircuitState",

@@ -1,0 +1,188 @@
+"""Chaos: inject latency, errors and substitute results, on purpose and reproducibly.
+
+Off unless enabled in code (``enabled=True``) or by ``RESILIENCE_CHAOS=1``
+(read with the same parser as the build switch). With a ``seed`` the same
+calls get the same injections; with ``sleep=FakeClock.sleep`` (or
+``.asleep``) injected latency is instant in tests. Used alone or as the
+innermost policy of a ``Pipeline``, so the policies around it see the faults.
+"""
+
+from __future__ import annotations
+
+import inspect
+import random
+import threading
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+from ._core._env import env_flag
+from ._core._validate import clock as check_clock
+from ._core._validate import non_negative_finite, number
+from ._policy import P, Policy, R, asleep_with, check_callable, check_name, sleep_with
+from .errors import InjectedFault
+
+__all__ = ["CHAOS_VAR", "Chaos", "Fault", "error", "latency", "result"]
+
+CHAOS_VAR = "RESILIENCE_CHAOS"
+
+
+def _rate(value: object) -> float:
+    rate = number("rate", value)
+    if not 0.0 <= rate <= 1.0:
+        raise ValueError(f"rate must be in [0, 1], got {value!r}")
+    return rate
+
+
+@dataclass(frozen=True)
+class Fault:
+    """Base of the faults: fires on a fraction ``rate`` of calls."""
+
+    rate: float
+
+
+@dataclass(frozen=True)
+class _Latency(Fault):
+    seconds: float
+    jitter: float
+
+
+@dataclass(frozen=True)
+class _Error(Fault):
+    make: Callable[[], BaseException]
+
+
+@dataclass(frozen=True)
+class _Result(Fault):
+    value: Any
+
+
+def latency(seconds: float, *, jitter: float = 0.0, rate: float = 1.0) -> Fault:
+    """Delay the call by ``seconds`` plus uniform(-jitter, +jitter) (never below 0)."""
+    return _Latency(
+        _rate(rate),
+        non_negative_finite("seconds", seconds),
+        non_negative_finite("jitter", jitter),
+    )
+
+
+def error(
+    exc: type[BaseException] | BaseException | Callable[[], BaseException] = InjectedFault,
+    *,
+    rate: float = 1.0,
+) -> Fault:
+    """Raise instead of calling: an exception class, an instance, or a factory of them."""
+    make: Callable[[], BaseException]
+    if isinstance(exc, type) and issubclass(exc, BaseException):
+        kind = exc
+        make = lambda: kind("injected by resilience.chaos")  # noqa: E731
+    elif isinstance(exc, BaseException):
+        instance = exc
+        make = lambda: instance  # noqa: E731
+    elif callable(exc) and not isinstance(exc, type):
+        make = exc
+    else:
+        raise TypeError(
+            f"exc must be an exception class, an exception or a factory of them, got {exc!r}"
+        )
+    return _Error(_rate(rate), make)
+
+
+def result(value: Any, *, rate: float = 1.0) -> Fault:
+    """Return ``value`` instead of calling."""
+    return _Result(_rate(rate), value)
+
+
+class Chaos(Policy):
+    """Inject ``faults`` into calls (decorator, ``call``, ``acall``).
+
+    Each call draws one number per fault, in order, whether or not an
+    earlier fault fired; latency faults apply first, then the first error or
+    result fault that fired (the function is then not called). ``.stats``
+    counts the injections under ``"latency"``, ``"error"`` and ``"result"``.
+    """
+
+    __slots__ = ("_counts", "_faults", "_lock", "_name", "_random", "_sleep", "enabled")
+
+    def __init__(
+        self,
+        *faults: Fault,
+        enabled: bool | None = None,
+        seed: int | None = None,
+        clock: Callable[[], float] | None = None,
+        sleep: Callable[[float], Any] | None = None,
+        name: str | None = None,
+    ) -> None:
+        for fault in faults:
+            if not isinstance(fault, Fault):
+                raise TypeError(f"Chaos takes faults (latency, error, result), got {fault!r}")
+        self._faults = faults
+        if enabled is not None and not isinstance(enabled, bool):
+            raise TypeError(f"enabled must be a bool or None, got {enabled!r}")
+        self.enabled = env_flag(CHAOS_VAR) if enabled is None else enabled
+        if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int)):
+            raise TypeError(f"seed must be an int or None, got {seed!r}")
+        self._random = random.Random(seed)
+        check_clock(clock)  # accepted, as by every time-based policy; chaos reads no time
+        self._sleep = check_callable("sleep", sleep)
+        self._name = check_name(name)
+        self._lock = threading.Lock()  # one call's draws stay together
+        self._counts = {"latency": 0, "error": 0, "result": 0}
+
+    def _draw(self) -> tuple[float, Fault | None]:
+        """This call's injected delay and its error or result fault, if any."""
+        delay = 0.0
+        chosen: Fault | None = None
+        with self._lock:
+            for fault in self._faults:
+                fired = self._random.random() < fault.rate
+                if not fired:
+                    continue
+                if isinstance(fault, _Latency):
+                    jitter = fault.jitter
+                    extra = self._random.uniform(-jitter, jitter) if jitter else 0.0
+                    delay += max(0.0, fault.seconds + extra)
+                    self._counts["latency"] += 1
+                elif chosen is None:
+                    chosen = fault
+                    self._counts["error" if isinstance(fault, _Error) else "result"] += 1
+        return delay, chosen
+
+    def call(self, fn: Callable[P, R], /, *args: P.args, **kwargs: P.kwargs) -> R:
+        """``fn(*args, **kwargs)`` with this call's injections."""
+        if not self.enabled:
+            return fn(*args, **kwargs)
+        delay, chosen = self._draw()
+        if delay > 0.0:
+            sleep_with(self._sleep, delay)
+        return self._outcome(chosen, fn, args, kwargs)  # type: ignore[no-any-return]
+
+    async def acall(
+        self, fn: Callable[P, Awaitable[R]], /, *args: P.args, **kwargs: P.kwargs
+    ) -> R:
+        """``await fn(*args, **kwargs)`` with this call's injections."""
+        if not self.enabled:
+            return await fn(*args, **kwargs)
+        delay, chosen = self._draw()
+        if delay > 0.0:
+            await asleep_with(self._sleep, delay)
+        value = self._outcome(chosen, fn, args, kwargs)
+        return await value if inspect.isawaitable(value) else value  # type: ignore[no-any-return]
+
+    @staticmethod
+    def _outcome(chosen: Fault | None, fn: Callable[..., Any], args: Any, kwargs: Any) -> Any:
+        if isinstance(chosen, _Error):
+            raise chosen.make()
+        if isinstance(chosen, _Result):
+            return chosen.value
+        return fn(*args, **kwargs)
+
+    @property
+    def stats(self) -> dict[str, int]:
+        """Injections so far, by kind."""
+        with self._lock:
+            return dict(self._counts)
+
+    def __repr__(self) -> str:
+        state = "on" if self.enabled else "off"
+        return f"<Chaos name={self._name!r} {state} faults={len(self._faults)}>"
