@@ -19,6 +19,7 @@ from ._core import (
 from .breaker import BreakerStats, CircuitBreaker, CircuitState
 from .bulkhead import Bulkhead, BulkheadStats
 from .chaos import Chaos
+from .degradation import DegradationManager
 from .errors import (
     BulkheadFullError,
     CircuitOpenError,
@@ -49,6 +50,7 @@ __all__ = [
     "CircuitOpenError",
     "CircuitState",
     "CountWindow",
+    "DegradationManager",
     "Fallback",
     "FallbackStats",
     "InjectedFault",
