@@ -97,8 +97,9 @@ class Chaos(Policy):
     """Inject ``faults`` into calls (decorator, ``call``, ``acall``).
 
     Each call draws one number per fault, in order, whether or not an
-    earlier fault fired; latency faults apply first, then the first error or
-    result fault that fired (the function is then not called). ``.stats``
+    earlier fault fired (a latency fault with jitter that fires draws one
+    more, for its jitter); latency faults apply first, then the first error
+    or result fault that fired (the function is then not called). ``.stats``
     counts the injections under ``"latency"``, ``"error"`` and ``"result"``.
     """
 
