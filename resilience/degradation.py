@@ -44,7 +44,7 @@ class DegradationManager:
         check_interval: float = 1.0,
         clock: Callable[[], float] | None = None,
     ) -> None:
-        if isinstance(levels, str):
+        if isinstance(levels, str) or not isinstance(levels, Iterable):
             raise TypeError(f"levels must be an iterable of names, got {levels!r}")
         self._levels = tuple(levels)
         if not self._levels or not all(isinstance(level, str) for level in self._levels):
@@ -63,6 +63,7 @@ class DegradationManager:
         self._features: dict[str, int] = {}
         self._listeners: list[Callable[[str, str], object]] = []
         self._last_evaluation = -math.inf
+        self._latest = -math.inf  # the latest time seen: time never runs backwards here
         # When a trigger last asked for the current level (or more), or the
         # level last moved: stepping down waits ``recovery`` from then.
         self._quiet_since = self._clock()
@@ -92,16 +93,18 @@ class DegradationManager:
     def set_level(self, level: str) -> None:
         """Hold ``level`` by hand, whatever the triggers say, until ``auto()``."""
         index = self._index_of(level)
+        now = self._clock()
         with self._lock:
             self._manual = index
-            change = self._move(index, self._clock())
+            change = self._move(index, self._clamped(now))
         self._announce(change)
 
     def auto(self) -> None:
         """Back to the triggers: the level moves from where it is, as they ask."""
+        now = self._clock()
         with self._lock:
             self._manual = None
-            self._quiet_since = self._clock()
+            self._quiet_since = self._clamped(now)
             self._last_evaluation = -math.inf
 
     def trigger_when(self, predicate: Callable[[], object], level: str) -> None:
@@ -130,7 +133,7 @@ class DegradationManager:
         demanded = self._demanded()  # user code: called outside the lock
         now = self._clock()
         with self._lock:
-            self._last_evaluation = now
+            now = self._last_evaluation = self._clamped(now)
             change = None
             if self._manual is None:
                 if demanded >= self._index:
@@ -142,6 +145,11 @@ class DegradationManager:
             level = self._levels[self._index]
         self._announce(change)
         return level
+
+    def _clamped(self, now: float) -> float:
+        """Under the lock: ``now``, or the latest time already seen if that is later."""
+        self._latest = max(now, self._latest)
+        return self._latest
 
     def _move(self, index: int, now: float) -> tuple[str, str] | None:
         old = self._index
