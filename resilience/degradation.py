@@ -64,17 +64,19 @@ class DegradationManager:
         self._listeners: list[Callable[[str, str], object]] = []
         self._last_evaluation = -math.inf
         self._latest = -math.inf  # the latest time seen: time never runs backwards here
+        self._started = 0  # evaluations begun, and the newest one applied
+        self._applied = 0
         # When a trigger last asked for the current level (or more), or the
         # level last moved: stepping down waits ``recovery`` from then.
         self._quiet_since = self._clock()
 
     # -- levels ------------------------------------------------------------------
 
-    def _index_of(self, level: str) -> int:
+    def _index_of(self, level: str, argument: str = "level") -> int:
         try:
             return self._levels.index(level)
         except ValueError:
-            raise ValueError(f"level must be one of {self._levels!r}, got {level!r}") from None
+            raise ValueError(f"{argument} must be one of {self._levels!r}, got {level!r}") from None
 
     @property
     def levels(self) -> tuple[str, ...]:
@@ -130,9 +132,17 @@ class DegradationManager:
 
     def evaluate(self) -> str:
         """Evaluate the triggers now and move the level as they ask; the level."""
+        with self._lock:
+            self._started += 1
+            ticket = self._started
         demanded = self._demanded()  # user code: called outside the lock
         now = self._clock()
         with self._lock:
+            if ticket < self._applied:
+                # A newer evaluation has been applied meanwhile: this one's
+                # view of the triggers is out of date, so it changes nothing.
+                return self._levels[self._index]
+            self._applied = ticket
             now = self._last_evaluation = self._clamped(now)
             change = None
             if self._manual is None:
@@ -183,7 +193,7 @@ class DegradationManager:
             raise TypeError(f"name must be a str, got {name!r}")
         if fallback is not None and not callable(fallback):
             raise TypeError(f"fallback must be callable or None, got {fallback!r}")
-        self._features[name] = self._index_of(off_at)
+        self._features[name] = self._index_of(off_at, "off_at")
 
         def decorate(fn: Callable[..., Any]) -> Callable[..., Any]:
             if inspect.iscoroutinefunction(fn):
