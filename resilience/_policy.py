@@ -32,6 +32,18 @@ NEVER_FAILURES: tuple[type[BaseException], ...] = (
 )
 
 
+class SyncEntry:
+    """``async with`` that does what ``with`` does: for entries that never wait."""
+
+    __slots__ = ()
+
+    async def __aenter__(self) -> Any:
+        return self.__enter__()  # type: ignore[attr-defined]
+
+    async def __aexit__(self, exc_type: Any, exc: Any, tb: Any) -> Any:
+        return self.__exit__(exc_type, exc, tb)  # type: ignore[attr-defined]
+
+
 class Policy:
     """Base of the policies: ``policy(fn)`` wraps ``fn`` with ``call`` / ``acall``."""
 
@@ -127,18 +139,17 @@ def check_exception_types(
     return types
 
 
-def check_on(
-    value: object,
-) -> tuple[tuple[type[BaseException], ...], Callable[[BaseException], bool] | None]:
+def check_on(value: object) -> Callable[[BaseException], bool]:
     """``on=``: exception classes (a class or a tuple) or a predicate on the exception.
 
-    Returns ``(types, None)`` or ``((), predicate)``. A class that is not an
+    Returns the test to apply to an exception. A class that is not an
     exception is neither, though it is callable.
     """
     if isinstance(value, (tuple, type)):
-        return check_exception_types("on", value), None
+        types = check_exception_types("on", value)
+        return lambda exc: isinstance(exc, types)
     if callable(value):
-        return (), value
+        return lambda exc: bool(value(exc))
     raise TypeError(f"on must be an exception class, a tuple of them or a predicate, got {value!r}")
 
 

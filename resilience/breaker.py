@@ -24,6 +24,7 @@ from ._policy import (
     P,
     Policy,
     R,
+    SyncEntry,
     check_callable,
     check_exception_types,
     check_name,
@@ -80,7 +81,7 @@ class BreakerStats:
     total_ignored: int
 
 
-class CircuitBreaker(Policy):
+class CircuitBreaker(SyncEntry, Policy):
     """Trips open on failures, rejects while open, closes again after probes succeed.
 
     See DESIGN.md's CircuitBreaker section for the full contract; in short:
@@ -255,17 +256,6 @@ class CircuitBreaker(Policy):
     ) -> None:
         token, start = pop_entry(self)
         self._settle(token, SUCCESS if exc is None else self._classify(exc), start)
-
-    async def __aenter__(self) -> CircuitBreaker:
-        return self.__enter__()
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.__exit__(exc_type, exc, tb)
 
     # -- the two-step form -----------------------------------------------------
 

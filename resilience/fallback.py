@@ -32,7 +32,7 @@ class Fallback(Policy):
     interrupts are never replaced.
     """
 
-    __slots__ = ("_counts", "_handler", "_name", "_on", "_predicate")
+    __slots__ = ("_counts", "_handler", "_matches", "_name")
 
     def __init__(
         self,
@@ -46,7 +46,7 @@ class Fallback(Policy):
         if handler is None:
             raise TypeError("handler must be callable, got None")
         self._handler = check_callable("handler", handler)
-        self._on, self._predicate = check_on(on)
+        self._matches = check_on(on)
         self._name = check_name(name)
         self._counts = _core.SELECTED.Counters(2)  # CALLS, FALLBACKS
 
@@ -57,10 +57,7 @@ class Fallback(Policy):
     def _replaces(self, exc: BaseException) -> bool:
         if isinstance(exc, NEVER_FAILURES):
             return False
-        if self._predicate is not None:
-            replaced = bool(self._predicate(exc))
-        else:
-            replaced = isinstance(exc, self._on)
+        replaced = self._matches(exc)
         if replaced:
             self._counts.add(FALLBACKS)
         return replaced

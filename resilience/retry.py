@@ -160,10 +160,9 @@ class Retry(Policy):
         "_counts",
         "_deadline",
         "_impl",
+        "_matches",
         "_name",
-        "_on",
         "_on_retry",
-        "_predicate",
         "_retry_if_result",
         "_sleep",
     )
@@ -194,7 +193,7 @@ class Retry(Policy):
         # A server's retry_after is capped by the backoff's max, when it has one.
         cap = getattr(self._backoff, "max", None)
         self._cap = math.inf if cap is None else float(cap)
-        self._on, self._predicate = check_on(on)
+        self._matches = check_on(on)
         self._retry_if_result = check_callable("retry_if_result", retry_if_result)
         if budget is not None and not isinstance(budget, RetryBudget):
             raise TypeError(f"budget must be a RetryBudget or None, got {budget!r}")
@@ -208,11 +207,6 @@ class Retry(Policy):
         self._counts = self._impl.Counters(len(RetryStats.__dataclass_fields__) - 1)
 
     # -- deciding ------------------------------------------------------------
-
-    def _retries_on(self, exc: BaseException) -> bool:
-        if self._predicate is not None:
-            return bool(self._predicate(exc))
-        return isinstance(exc, self._on)
 
     def _next_delay(
         self, attempt: int, previous: float | None, exc: BaseException | None, started: float
@@ -366,7 +360,7 @@ class _Run:
         """The wait before retrying, or None: re-raise ``exc`` (a note says why)."""
         if isinstance(exc, NEVER_FAILURES):
             return None  # neither retried nor counted as a failure
-        if not self._retry._retries_on(exc):
+        if not self._retry._matches(exc):
             self._retry._count(FAILURES)
             return None
         delay = self._next(exc, None)

@@ -24,7 +24,7 @@ from typing import Any
 from . import _core
 from ._core._validate import clock as check_clock
 from ._core._validate import non_negative
-from ._policy import P, Policy, R, check_name, pop_entry, push_entry
+from ._policy import P, Policy, R, SyncEntry, check_name, pop_entry, push_entry
 from .errors import TimeoutExceeded
 
 __all__ = ["Timeout", "TimeoutStats", "deadline", "remaining"]
@@ -44,7 +44,7 @@ def remaining() -> float:
     return max(0.0, expiry - clock())
 
 
-class deadline:
+class deadline(SyncEntry):
     """Within this block, everything has at most ``seconds`` (sync and async).
 
     Nested deadlines keep the earliest. ``math.inf`` sets no limit; 0 leaves
@@ -73,17 +73,6 @@ class deadline:
         tb: TracebackType | None,
     ) -> None:
         _current.reset(pop_entry(self))
-
-    async def __aenter__(self) -> deadline:
-        return self.__enter__()
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.__exit__(exc_type, exc, tb)
 
     def __repr__(self) -> str:
         return f"deadline({self.seconds!r})"
