@@ -12,11 +12,13 @@ from ._core import (
     IMPLEMENTATION,
     BreakerCore,
     CountWindow,
+    LatencySketch,
     SemaphoreCore,
     TimeWindow,
     TokenBucket,
 )
 from .breaker import BreakerStats, CircuitBreaker, CircuitState
+from .budget import ErrorBudget, LatencyBudget
 from .bulkhead import Bulkhead, BulkheadStats
 from .chaos import Chaos
 from .degradation import DegradationManager
@@ -51,9 +53,12 @@ __all__ = [
     "CircuitState",
     "CountWindow",
     "DegradationManager",
+    "ErrorBudget",
     "Fallback",
     "FallbackStats",
     "InjectedFault",
+    "LatencyBudget",
+    "LatencySketch",
     "Pipeline",
     "RateLimitExceeded",
     "RateLimiter",

@@ -22,6 +22,7 @@ CLASSES = {
     "_calls": ("BreakerCall", "BulkheadCall", "BulkheadGate", "LimiterCall", "RetryCall"),
     "_counters": ("Counters",),
     "_semaphore": ("SemaphoreCore",),
+    "_sketch": ("LatencySketch",),
     "_window": ("CountWindow", "TimeWindow"),
 }
 SUFFIXES = {"cython": "_c", "python": "_py"}
@@ -58,6 +59,7 @@ if TYPE_CHECKING:
     from ._breaker_py import BreakerCore
     from ._bucket_py import TokenBucket
     from ._semaphore_py import SemaphoreCore
+    from ._sketch_py import LatencySketch
     from ._window_py import CountWindow, TimeWindow
 
     IMPLEMENTATION: str
@@ -66,6 +68,7 @@ else:
     BreakerCore = SELECTED.BreakerCore
     TokenBucket = SELECTED.TokenBucket
     SemaphoreCore = SELECTED.SemaphoreCore
+    LatencySketch = SELECTED.LatencySketch
     CountWindow = SELECTED.CountWindow
     TimeWindow = SELECTED.TimeWindow
 
@@ -81,6 +84,7 @@ __all__ = [
     "STATE_NAMES",
     "BreakerCore",
     "CountWindow",
+    "LatencySketch",
     "SemaphoreCore",
     "TimeWindow",
     "TokenBucket",

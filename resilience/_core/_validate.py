@@ -105,3 +105,31 @@ def clock(value: Any) -> Callable[[], float] | None:
 def clock_reading(value: Any) -> float:
     """What a user clock returned, checked like any timestamp."""
     return finite("clock()", value)
+
+
+def outcome_counts(calls: Any, failures: Any, slow: Any) -> tuple[int, int, int]:
+    """Counts of calls and of the failed and slow ones among them."""
+    c = count("calls", calls, 0)
+    f = count("failures", failures, 0)
+    s = count("slow", slow, 0)
+    if f > c:
+        raise ValueError(f"failures must be <= calls ({calls!r}), got {failures!r}")
+    if s > c:
+        raise ValueError(f"slow must be <= calls ({calls!r}), got {slow!r}")
+    return c, f, s
+
+
+def relative_error(value: Any) -> float:
+    """A sketch's relative error, in [0.0001, 0.5] (finer would need too many buckets)."""
+    result = number("relative_error", value)
+    if not 1e-4 <= result <= 0.5:
+        raise ValueError(f"relative_error must be in [0.0001, 0.5], got {value!r}")
+    return result
+
+
+def quantile(name: str, value: Any) -> float:
+    """A quantile, in [0, 1]."""
+    result = number(name, value)
+    if not 0.0 <= result <= 1.0:
+        raise ValueError(f"{name} must be in [0, 1], got {value!r}")
+    return result

@@ -8,13 +8,13 @@ ones under its own.
 
 cimport cython
 from cpython.mem cimport PyMem_Calloc, PyMem_Free, PyMem_Malloc
-from libc.math cimport floor
+from libc.math cimport ceil, floor
 from libc.string cimport memset
 
 from resilience._core._clock_c cimport read_now
 
 from resilience._core._validate import clock as check_clock
-from resilience._core._validate import count, positive
+from resilience._core._validate import count, outcome_counts, positive
 from resilience._core._window_py import SLICE_LIMIT as _SLICE_LIMIT
 from resilience._core._window_py import default_buckets
 
@@ -201,6 +201,50 @@ cdef class TimeWindow(OutcomeWindow):
         with cython.critical_section(self):
             self._advance(t)
             return self._calls, self._failures, self._slow
+
+    def add(self, calls, failures=0, slow=0, now=None):
+        """Add ``calls`` outcomes at ``now``, ``failures`` and ``slow`` of them so."""
+        cdef long long c, f, s
+        c, f, s = outcome_counts(calls, failures, slow)
+        cdef double t = read_now(self._clock, now)
+        cdef long long* slot
+        with cython.critical_section(self):
+            self._advance(t)
+            slot = self._counts + 3 * _slice(self._epoch, self._buckets)
+            slot[0] += c
+            slot[1] += f
+            slot[2] += s
+            self._calls += c
+            self._failures += f
+            self._slow += s
+
+    def trailing(self, seconds, now=None):
+        """``(calls, failures, slow_calls)`` of the last ``seconds``.
+
+        That is the last ``ceil(seconds / width)`` slices, the current one
+        included, and at most the whole window.
+        """
+        cdef double span = positive("seconds", seconds)
+        cdef double t = read_now(self._clock, now)
+        cdef double slices
+        cdef long long e, calls = 0, failures = 0, slow = 0
+        cdef long long* slot
+        with cython.critical_section(self):
+            self._advance(t)
+            slices = span / self._width
+            if slices >= self._buckets:
+                return self._calls, self._failures, self._slow
+            for e in range(self._epoch - <long long>ceil(slices) + 1, self._epoch + 1):
+                slot = self._counts + 3 * _slice(e, self._buckets)
+                calls += slot[0]
+                failures += slot[1]
+                slow += slot[2]
+            return calls, failures, slow
+
+    @property
+    def width(self):
+        """Seconds per slice."""
+        return self._width
 
     @cython.critical_section
     def reset(self):

@@ -13,7 +13,7 @@ from collections.abc import Callable
 
 from ._clock_py import read_now
 from ._validate import clock as check_clock
-from ._validate import count, positive
+from ._validate import count, outcome_counts, positive
 
 FAILURE = 1
 SLOW = 2
@@ -176,6 +176,47 @@ class TimeWindow:
         t = read_now(self._clock, now)
         with self._lock:
             self._record(t, failure, slow)
+
+    def add(self, calls: int, failures: int = 0, slow: int = 0, now: float | None = None) -> None:
+        """Add ``calls`` outcomes at ``now``, ``failures`` and ``slow`` of them so."""
+        c, f, s = outcome_counts(calls, failures, slow)
+        t = read_now(self._clock, now)
+        with self._lock:
+            self._advance(t)
+            i = self._epoch % self._buckets
+            self._calls_in[i] += c
+            self._failures_in[i] += f
+            self._slow_in[i] += s
+            self._calls += c
+            self._failures += f
+            self._slow += s
+
+    def trailing(self, seconds: float, now: float | None = None) -> tuple[int, int, int]:
+        """``(calls, failures, slow_calls)`` of the last ``seconds``.
+
+        That is the last ``ceil(seconds / width)`` slices, the current one
+        included, and at most the whole window.
+        """
+        span = positive("seconds", seconds)
+        t = read_now(self._clock, now)
+        with self._lock:
+            self._advance(t)
+            n = self._buckets
+            slices = span / self._width
+            if slices >= n:
+                return self._calls, self._failures, self._slow
+            calls = failures = slow = 0
+            for e in range(self._epoch - math.ceil(slices) + 1, self._epoch + 1):
+                i = e % n
+                calls += self._calls_in[i]
+                failures += self._failures_in[i]
+                slow += self._slow_in[i]
+            return calls, failures, slow
+
+    @property
+    def width(self) -> float:
+        """Seconds per slice."""
+        return self._width
 
     def totals(self, now: float | None = None) -> tuple[int, int, int]:
         """``(calls, failures, slow_calls)`` within the window at ``now``."""

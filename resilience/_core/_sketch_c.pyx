@@ -1,0 +1,169 @@
+"""Latency sketch, compiled twin of ``_sketch_py.py`` (see there for the idea)."""
+
+cimport cython
+from cpython.mem cimport PyMem_Calloc, PyMem_Free
+from libc.math cimport INFINITY, NAN, ceil, floor, log, pow
+from libc.string cimport memset
+
+from resilience._core._clock_c cimport NON_NEGATIVE_FINITE, as_number
+
+from resilience._core._sketch_py import MAX_VALUE as _MAX_VALUE
+from resilience._core._sketch_py import MIN_VALUE as _MIN_VALUE
+from resilience._core._sketch_py import bucket_range
+from resilience._core._validate import count
+from resilience._core._validate import quantile as check_quantile
+from resilience._core._validate import relative_error as check_relative_error
+
+cdef double MIN_VALUE = _MIN_VALUE
+cdef double MAX_VALUE = _MAX_VALUE
+
+
+cdef class LatencySketch:
+    """Quantiles of non-negative values within a fixed relative error.
+
+    ``quantile(q)`` estimates the value at 0-based rank ``floor(q * (n - 1))``
+    of the sorted values added, within ``relative_error`` of it (for values
+    from ``MIN_VALUE`` to ``MAX_VALUE``), and never outside the exact minimum
+    and maximum. Sketches with the same relative error merge exactly.
+    """
+
+    def __cinit__(self, *args, **kwargs):
+        self._counts = NULL
+
+    def __init__(self, relative_error=0.01):
+        self._relative_error = check_relative_error(relative_error)
+        gamma, log_gamma, lowest, buckets = bucket_range(self._relative_error)
+        cdef Py_ssize_t n = buckets
+        PyMem_Free(self._counts)
+        self._counts = <unsigned long long*>PyMem_Calloc(n, sizeof(unsigned long long))
+        if self._counts is NULL:
+            raise MemoryError()
+        self._gamma = gamma
+        self._log_gamma = log_gamma
+        self._lowest = lowest
+        self._buckets = n
+        self._clear()
+
+    def __dealloc__(self):
+        PyMem_Free(self._counts)
+
+    cdef void _clear(self) noexcept:
+        memset(self._counts, 0, self._buckets * sizeof(unsigned long long))
+        self._zeros = 0
+        self._count = 0
+        self._sum = 0.0
+        self._min = INFINITY
+        self._max = -INFINITY
+
+    def add(self, value, n=1):
+        """Count ``value`` (>= 0, finite) ``n`` times."""
+        cdef double v = as_number(value, "value", NON_NEGATIVE_FINITE)
+        cdef unsigned long long times = 1 if type(n) is int and n == 1 else count("n", n)
+        cdef long long i
+        with cython.critical_section(self):
+            if v < MIN_VALUE:
+                self._zeros += times
+            else:
+                i = <long long>ceil(log(v) / self._log_gamma) - self._lowest
+                if i < 0:
+                    i = 0
+                elif i >= self._buckets:
+                    i = self._buckets - 1
+                self._counts[i] += times
+            self._count += times
+            self._sum += v * <double>times
+            if v < self._min:
+                self._min = v
+            if v > self._max:
+                self._max = v
+
+    def quantile(self, q):
+        """The value at rank ``floor(q * (n - 1))``; NaN when nothing was added."""
+        cdef double fraction = check_quantile("q", q)
+        cdef unsigned long long rank, seen
+        cdef double estimate
+        cdef Py_ssize_t i
+        with cython.critical_section(self):
+            if self._count == 0:
+                return NAN
+            rank = <unsigned long long>floor(fraction * <double>(self._count - 1))
+            seen = self._zeros
+            if rank < seen:
+                estimate = 0.0
+            else:
+                estimate = self._max
+                for i in range(self._buckets):
+                    seen += self._counts[i]
+                    if rank < seen:
+                        estimate = (
+                            2.0 * pow(self._gamma, <double>(i + self._lowest)) / (self._gamma + 1.0)
+                        )
+                        break
+            return min(max(estimate, self._min), self._max)
+
+    def merge(self, other):
+        """Add everything ``other`` holds (same twin, same relative error)."""
+        if type(other) is not type(self):
+            raise TypeError(f"other must be a {type(self).__name__}, got {other!r}")
+        cdef LatencySketch source = <LatencySketch>other
+        if source._relative_error != self._relative_error:
+            raise ValueError(
+                f"other must have relative_error {self._relative_error!r},"
+                f" got {source._relative_error!r}"
+            )
+        if source is self:
+            raise ValueError("a sketch cannot merge itself")
+        cdef Py_ssize_t i
+        with cython.critical_section(self, source):
+            for i in range(self._buckets):
+                self._counts[i] += source._counts[i]
+            self._zeros += source._zeros
+            self._count += source._count
+            self._sum += source._sum
+            if source._min < self._min:
+                self._min = source._min
+            if source._max > self._max:
+                self._max = source._max
+
+    @cython.critical_section
+    def clear(self):
+        """Forget every value."""
+        self._clear()
+
+    @property
+    def count(self):
+        """How many values were added."""
+        return self._count
+
+    @property
+    def sum(self):
+        """The sum of the values added."""
+        return self._sum
+
+    @property
+    def min(self):
+        """The smallest value added (``inf`` when none)."""
+        return self._min
+
+    @property
+    def max(self):
+        """The largest value added (``-inf`` when none)."""
+        return self._max
+
+    @property
+    def relative_error(self):
+        return self._relative_error
+
+    @property
+    def buckets(self):
+        """How many buckets the sketch keeps (its memory is 8 bytes each)."""
+        return self._buckets
+
+    def __sizeof__(self):
+        return object.__sizeof__(self) + self._buckets * sizeof(unsigned long long)
+
+    def __repr__(self):
+        return (
+            f"<LatencySketch relative_error={self._relative_error!r} count={self._count}"
+            f" min={self._min!r} max={self._max!r}>"
+        )

@@ -1,0 +1,179 @@
+"""Latency sketch, pure-Python twin of ``_sketch_c.pyx``.
+
+DDSketch's idea: bucket ``i`` holds the values in ``(gamma**(i-1),
+gamma**i]`` with ``gamma = (1 + a) / (1 - a)``, and answers with
+``2 * gamma**i / (gamma + 1)``, which is within relative error ``a`` of every
+value in the bucket. The buckets cover ``MIN_VALUE`` to ``MAX_VALUE`` in one
+dense array, so memory is fixed when the sketch is made (about 13.8 KiB at
+``a = 0.01``) and an add is O(1).
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+
+from ._validate import count, non_negative_finite
+from ._validate import quantile as check_quantile
+from ._validate import relative_error as check_relative_error
+
+# Values below this count as 0 (no clock resolves them); values above it count
+# as it. In seconds, a nanosecond and eleven and a half days.
+MIN_VALUE = 1e-9
+MAX_VALUE = 1e6
+
+
+def bucket_range(a: float) -> tuple[float, float, int, int]:
+    """``(gamma, log(gamma), lowest index, bucket count)`` for relative error ``a``."""
+    gamma = (1.0 + a) / (1.0 - a)
+    log_gamma = math.log(gamma)
+    lowest = math.ceil(math.log(MIN_VALUE) / log_gamma)
+    highest = math.ceil(math.log(MAX_VALUE) / log_gamma)
+    return gamma, log_gamma, lowest, highest - lowest + 1
+
+
+class LatencySketch:
+    """Quantiles of non-negative values within a fixed relative error.
+
+    ``quantile(q)`` estimates the value at 0-based rank ``floor(q * (n - 1))``
+    of the sorted values added, within ``relative_error`` of it (for values
+    from ``MIN_VALUE`` to ``MAX_VALUE``), and never outside the exact minimum
+    and maximum. Sketches with the same relative error merge exactly.
+    """
+
+    __slots__ = (
+        "_buckets",
+        "_count",
+        "_counts",
+        "_gamma",
+        "_lock",
+        "_log_gamma",
+        "_lowest",
+        "_max",
+        "_min",
+        "_relative_error",
+        "_sum",
+        "_zeros",
+    )
+
+    def __init__(self, relative_error: float = 0.01) -> None:
+        self._relative_error = check_relative_error(relative_error)
+        self._gamma, self._log_gamma, self._lowest, self._buckets = bucket_range(
+            self._relative_error
+        )
+        self._lock = threading.Lock()
+        self._clear()
+
+    def _clear(self) -> None:
+        self._counts = [0] * self._buckets
+        self._zeros = 0
+        self._count = 0
+        self._sum = 0.0
+        self._min = math.inf
+        self._max = -math.inf
+
+    def _index(self, value: float) -> int:
+        i = math.ceil(math.log(value) / self._log_gamma) - self._lowest
+        return min(max(i, 0), self._buckets - 1)
+
+    def add(self, value: float, n: int = 1) -> None:
+        """Count ``value`` (>= 0, finite) ``n`` times."""
+        v = non_negative_finite("value", value)
+        times = count("n", n)
+        with self._lock:
+            if v < MIN_VALUE:
+                self._zeros += times
+            else:
+                self._counts[self._index(v)] += times
+            self._count += times
+            self._sum += v * times
+            if v < self._min:
+                self._min = v
+            if v > self._max:
+                self._max = v
+
+    def quantile(self, q: float) -> float:
+        """The value at rank ``floor(q * (n - 1))``; NaN when nothing was added."""
+        fraction = check_quantile("q", q)
+        with self._lock:
+            if self._count == 0:
+                return math.nan
+            rank = math.floor(fraction * (self._count - 1))
+            seen = self._zeros
+            if rank < seen:
+                estimate = 0.0
+            else:
+                estimate = self._max
+                for i in range(self._buckets):
+                    seen += self._counts[i]
+                    if rank < seen:
+                        estimate = 2.0 * self._gamma ** (i + self._lowest) / (self._gamma + 1.0)
+                        break
+            return min(max(estimate, self._min), self._max)
+
+    def merge(self, other: LatencySketch) -> None:
+        """Add everything ``other`` holds (same twin, same relative error)."""
+        if type(other) is not type(self):
+            raise TypeError(f"other must be a {type(self).__name__}, got {other!r}")
+        if other._relative_error != self._relative_error:
+            raise ValueError(
+                f"other must have relative_error {self._relative_error!r},"
+                f" got {other._relative_error!r}"
+            )
+        if other is self:
+            raise ValueError("a sketch cannot merge itself")
+        with other._lock:
+            counts = list(other._counts)
+            zeros, n, total = other._zeros, other._count, other._sum
+            low, high = other._min, other._max
+        with self._lock:
+            for i, c in enumerate(counts):
+                self._counts[i] += c
+            self._zeros += zeros
+            self._count += n
+            self._sum += total
+            if low < self._min:
+                self._min = low
+            if high > self._max:
+                self._max = high
+
+    def clear(self) -> None:
+        """Forget every value."""
+        with self._lock:
+            self._clear()
+
+    @property
+    def count(self) -> int:
+        """How many values were added."""
+        return self._count
+
+    @property
+    def sum(self) -> float:
+        """The sum of the values added."""
+        return self._sum
+
+    @property
+    def min(self) -> float:
+        """The smallest value added (``inf`` when none)."""
+        return self._min
+
+    @property
+    def max(self) -> float:
+        """The largest value added (``-inf`` when none)."""
+        return self._max
+
+    @property
+    def relative_error(self) -> float:
+        return self._relative_error
+
+    @property
+    def buckets(self) -> int:
+        """How many buckets the sketch keeps (its memory is 8 bytes each)."""
+        return self._buckets
+
+    def __repr__(self) -> str:
+        return (
+            f"<LatencySketch relative_error={self._relative_error!r} count={self._count}"
+            f" min={self._min!r} max={self._max!r}>"
+        )
+

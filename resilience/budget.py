@@ -1,0 +1,389 @@
+"""Error and latency budgets: how much unreliability an SLO leaves, and how fast it goes.
+
+``ErrorBudget`` counts good and bad events in fixed time buckets of the
+compiled ``TimeWindow`` — one-minute buckets for the last six hours, one-hour
+buckets for the rest of the window — so memory is fixed at construction
+(about 26 KiB for the default 30 days, compiled) and a record is O(1). It
+reports what is left of the budget, burn rates over trailing windows and
+the multiwindow burn-rate alerts of Google's SRE workbook.
+
+``LatencyBudget`` keeps a ``LatencySketch`` (log-bucketed, fixed relative
+error) of the latencies recorded, over all time or over a sliding window,
+and is exhausted while its target quantile is above the threshold.
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import asdict, dataclass
+
+from . import _core
+from ._core._validate import clock as check_clock
+from ._core._validate import count, positive
+from ._core._validate import quantile as check_quantile
+from ._policy import check_name, notify
+
+__all__ = [
+    "ALERT_RULES",
+    "AlertRule",
+    "BurnAlert",
+    "ErrorBudget",
+    "ErrorBudgetStats",
+    "LatencyBudget",
+    "LatencyBudgetStats",
+]
+
+MINUTE = 60.0
+HOUR = 3600.0
+FINE_SPAN = 6 * HOUR  # kept in buckets of at most a minute; beyond, at most an hour
+
+
+@dataclass(frozen=True)
+class AlertRule:
+    """Fire when both the long and the short window burn at or above ``burn_rate``."""
+
+    severity: str
+    long_window: float
+    short_window: float
+    burn_rate: float
+
+
+@dataclass(frozen=True)
+class BurnAlert(AlertRule):
+    """A rule that is firing, with the burn rates measured over its two windows."""
+
+    long_burn_rate: float
+    short_burn_rate: float
+
+
+# The SRE workbook's multiwindow, multi-burn-rate alerts for a 30-day SLO:
+# 2% of the budget spent in an hour, 5% in six hours (page); 10% in three days
+# (ticket). The short window makes an alert stop soon after the burn stops.
+ALERT_RULES = (
+    AlertRule("page", 3600.0, 300.0, 14.4),
+    AlertRule("page", 21600.0, 1800.0, 6.0),
+    AlertRule("ticket", 259200.0, 21600.0, 1.0),
+)
+
+
+@dataclass(frozen=True)
+class ErrorBudgetStats:
+    """A snapshot of an error budget over its whole window."""
+
+    name: str | None
+    slo: float
+    window: float
+    total: int
+    bad: int
+    remaining: float
+    exhausted: bool
+
+
+class ErrorBudget:
+    """The error budget of an SLO (``slo`` in (0, 1): the fraction of good events).
+
+    ``record(ok)`` counts events; ``remaining`` is ``1 - (bad/total) /
+    (1 - slo)`` over the window (1.0 with no events, negative when
+    overspent); ``burn_rate(seconds)`` is the same error ratio over the
+    trailing ``seconds`` divided by ``1 - slo`` (1.0 spends the budget exactly
+    over the window). Trailing windows are whole buckets, the current one
+    included: a minute's precision up to six hours back, an hour's beyond,
+    and at most the whole window.
+    """
+
+    def __init__(
+        self,
+        slo: float,
+        *,
+        window: float = 2592000.0,
+        rules: Iterable[AlertRule] = ALERT_RULES,
+        name: str | None = None,
+        clock: Callable[[], float] | None = None,
+    ) -> None:
+        self._slo = positive("slo", slo)
+        if self._slo >= 1.0:
+            raise ValueError(f"slo must be in (0, 1), got {slo!r}")
+        self._window = positive("window", window)
+        self._rules = check_rules(rules)
+        self._name = check_name(name)
+        self._clock: Callable[[], float] = check_clock(clock) or time.monotonic
+        TimeWindow = _core.SELECTED.TimeWindow
+        fine_span = min(self._window, FINE_SPAN)
+        # At least 60 buckets, so a short window still slides smoothly.
+        self._fine: _core.TimeWindow = TimeWindow(
+            fine_span, max(60, math.ceil(fine_span / MINUTE)), clock=self._clock
+        )
+        self._coarse: _core.TimeWindow | None = (
+            TimeWindow(self._window, math.ceil(self._window / HOUR), clock=self._clock)
+            if self._window > FINE_SPAN
+            else None
+        )
+        self._whole: _core.TimeWindow = self._coarse or self._fine
+        self._lock = threading.Lock()
+        self._was_exhausted = False
+        self._listeners: list[Callable[[ErrorBudget], object]] = []
+
+    def record(self, ok: bool, n: int = 1) -> None:
+        """Count ``n`` events, all good or all bad."""
+        events = count("n", n)
+        bad = 0 if ok else events
+        now = self._clock()
+        with self._lock:
+            self._fine.add(events, bad, now=now)
+            if self._coarse is not None:
+                self._coarse.add(events, bad, now=now)
+            exhausted = self._remaining(now) <= 0.0
+            newly = exhausted and not self._was_exhausted
+            self._was_exhausted = exhausted
+        if newly:
+            notify(self._listeners, self)
+
+    def _remaining(self, now: float) -> float:
+        total, bad, _ = self._whole.totals(now)
+        if total == 0:
+            return 1.0
+        return 1.0 - (bad / total) / (1.0 - self._slo)
+
+    @property
+    def remaining(self) -> float:
+        """The fraction of the budget left over the window."""
+        return self._remaining(self._clock())
+
+    @property
+    def exhausted(self) -> bool:
+        """True while nothing is left (``remaining <= 0``)."""
+        return self.remaining <= 0.0
+
+    def burn_rate(self, seconds: float) -> float:
+        """How fast the last ``seconds`` spend the budget (1.0: exactly over the window)."""
+        span = positive("seconds", seconds)
+        ring = self._fine if span <= self._fine.duration or self._coarse is None else self._coarse
+        total, bad, _ = ring.trailing(span, now=self._clock())
+        return (bad / total) / (1.0 - self._slo) if total else 0.0
+
+    def alerts(self) -> list[BurnAlert]:
+        """The alert rules firing now, in the order they were given."""
+        firing = []
+        for rule in self._rules:
+            long_rate = self.burn_rate(rule.long_window)
+            if long_rate < rule.burn_rate:
+                continue
+            short_rate = self.burn_rate(rule.short_window)
+            if short_rate >= rule.burn_rate:
+                firing.append(
+                    BurnAlert(**asdict(rule), long_burn_rate=long_rate, short_burn_rate=short_rate)
+                )
+        return firing
+
+    def on_exhausted(
+        self, callback: Callable[[ErrorBudget], object]
+    ) -> Callable[[ErrorBudget], object]:
+        """Call ``callback(budget)`` each time a record exhausts the budget (a decorator too)."""
+        if not callable(callback):
+            raise TypeError(f"callback must be callable, got {callback!r}")
+        self._listeners.append(callback)
+        return callback
+
+    def reset(self) -> None:
+        """Forget every event."""
+        with self._lock:
+            self._fine.reset()
+            if self._coarse is not None:
+                self._coarse.reset()
+            self._was_exhausted = False
+
+    @property
+    def name(self) -> str | None:
+        return self._name
+
+    @property
+    def slo(self) -> float:
+        return self._slo
+
+    @property
+    def window(self) -> float:
+        return self._window
+
+    @property
+    def rules(self) -> tuple[AlertRule, ...]:
+        return self._rules
+
+    @property
+    def stats(self) -> ErrorBudgetStats:
+        now = self._clock()
+        total, bad, _ = self._whole.totals(now)
+        remaining = self._remaining(now)
+        return ErrorBudgetStats(
+            name=self._name,
+            slo=self._slo,
+            window=self._window,
+            total=total,
+            bad=bad,
+            remaining=remaining,
+            exhausted=remaining <= 0.0,
+        )
+
+    def __sizeof__(self) -> int:
+        rings = self._fine.__sizeof__()
+        if self._coarse is not None:
+            rings += self._coarse.__sizeof__()
+        return object.__sizeof__(self) + rings
+
+    def __repr__(self) -> str:
+        return f"<ErrorBudget name={self._name!r} slo={self._slo!r} remaining={self.remaining:.4f}>"
+
+
+def check_rules(rules: Iterable[AlertRule]) -> tuple[AlertRule, ...]:
+    """Alert rules, each an ``AlertRule``."""
+    if not isinstance(rules, Iterable):
+        raise TypeError(f"rules must be an iterable of AlertRule, got {rules!r}")
+    result = tuple(rules)
+    for rule in result:
+        if not isinstance(rule, AlertRule):
+            raise TypeError(f"rules must hold AlertRule records, got {rule!r}")
+        positive("long_window", rule.long_window)
+        positive("short_window", rule.short_window)
+        positive("burn_rate", rule.burn_rate)
+    return result
+
+
+@dataclass(frozen=True)
+class LatencyBudgetStats:
+    """A snapshot of a latency budget (``observed`` is None before any record)."""
+
+    name: str | None
+    threshold: float
+    target_quantile: float
+    observed: float | None
+    count: int
+    exhausted: bool
+
+
+class LatencyBudget:
+    """A latency objective: the ``quantile`` of recorded latencies stays <= ``threshold``.
+
+    Latencies go into a ``LatencySketch`` whose quantiles are within
+    ``relative_error`` of the exact ones (the sorted sample at 0-based rank
+    ``floor(q * (n - 1))``). With ``window`` seconds, the sketch is split into
+    ``buckets`` time slices and a query merges the slices of the last
+    ``window`` seconds (whole slices, the current one included); memory is
+    ``buckets + 1`` sketches of about 13.8 KiB each at 1%.
+    """
+
+    def __init__(
+        self,
+        threshold: float,
+        *,
+        quantile: float = 0.99,
+        relative_error: float = 0.01,
+        window: float | None = None,
+        buckets: int = 6,
+        name: str | None = None,
+        clock: Callable[[], float] | None = None,
+    ) -> None:
+        self._threshold = positive("threshold", threshold)
+        self._target = check_quantile("quantile", quantile)
+        self._window = None if window is None else positive("window", window)
+        slices = 1 if window is None else count("buckets", buckets)
+        self._name = check_name(name)
+        self._clock: Callable[[], float] = check_clock(clock) or time.monotonic
+        LatencySketch = _core.SELECTED.LatencySketch
+        self._sketches: list[_core.LatencySketch] = [
+            LatencySketch(relative_error) for _ in range(slices)
+        ]
+        self._width = self._window / slices if self._window is not None else math.inf
+        self._epochs = [0] * slices
+        self._latest = -math.inf  # time never runs backwards here
+        self._lock = threading.Lock()
+
+    def _sketch_at(self, now: float) -> tuple[int, _core.LatencySketch]:
+        # The current slice number, and its sketch emptied if it held an older slice.
+        self._latest = max(self._latest, now)
+        epoch = math.floor(self._latest / self._width)
+        i = epoch % len(self._sketches)
+        sketch = self._sketches[i]
+        if self._epochs[i] != epoch:
+            sketch.clear()
+            self._epochs[i] = epoch
+        return epoch, sketch
+
+    def record(self, seconds: float) -> None:
+        """Count one latency, in seconds (>= 0, finite)."""
+        if self._window is None:
+            self._sketches[0].add(seconds)
+            return
+        now = self._clock()
+        with self._lock:
+            self._sketch_at(now)[1].add(seconds)
+
+    def _current(self) -> _core.LatencySketch:
+        """The sketch of everything in the window."""
+        if self._window is None:
+            return self._sketches[0]
+        now = self._clock()
+        merged = type(self._sketches[0])(self._sketches[0].relative_error)
+        with self._lock:
+            epoch, _ = self._sketch_at(now)
+            n = len(self._sketches)
+            for i, sketch in enumerate(self._sketches):
+                if epoch - n < self._epochs[i] <= epoch:
+                    merged.merge(sketch)
+        return merged
+
+    def quantile(self, q: float) -> float:
+        """The latency at quantile ``q`` of what was recorded (NaN before any record)."""
+        check_quantile("q", q)
+        return float(self._current().quantile(q))
+
+    @property
+    def exhausted(self) -> bool:
+        """True while the target quantile is above the threshold."""
+        return bool(self._current().quantile(self._target) > self._threshold)
+
+    @property
+    def count(self) -> int:
+        """How many latencies are in the window."""
+        return int(self._current().count)
+
+    @property
+    def threshold(self) -> float:
+        return self._threshold
+
+    @property
+    def target_quantile(self) -> float:
+        return self._target
+
+    @property
+    def relative_error(self) -> float:
+        return float(self._sketches[0].relative_error)
+
+    @property
+    def window(self) -> float | None:
+        return self._window
+
+    @property
+    def name(self) -> str | None:
+        return self._name
+
+    @property
+    def stats(self) -> LatencyBudgetStats:
+        sketch = self._current()
+        observed = sketch.quantile(self._target)
+        return LatencyBudgetStats(
+            name=self._name,
+            threshold=self._threshold,
+            target_quantile=self._target,
+            observed=None if math.isnan(observed) else observed,
+            count=sketch.count,
+            exhausted=observed > self._threshold,
+        )
+
+    def __repr__(self) -> str:
+        return (
+            f"<LatencyBudget name={self._name!r} threshold={self._threshold!r}"
+            f" quantile={self._target!r}>"
+        )
+
