@@ -21,17 +21,31 @@ from .breaker import BreakerStats, CircuitBreaker, CircuitState
 from .budget import ErrorBudget, LatencyBudget
 from .bulkhead import Bulkhead, BulkheadStats
 from .chaos import Chaos
-from .degradation import DegradationManager
+from .degradation import (
+    Criticality,
+    DegradationManager,
+    current_criticality,
+    request_criticality,
+)
 from .errors import (
     BulkheadFullError,
     CircuitOpenError,
     InjectedFault,
+    LoadShedError,
     RateLimitExceeded,
     ResilienceError,
     RetryError,
     TimeoutExceeded,
 )
 from .fallback import Fallback, FallbackStats
+from .health import (
+    HealthCheck,
+    HealthChecker,
+    HealthStatus,
+    http_probe,
+    tcp_probe,
+    threshold_probe,
+)
 from .pipeline import Pipeline
 from .ratelimit import AdaptiveRateLimiter, RateLimiter, RateLimiterStats
 from .retry import Retry, RetryBudget, RetryState, RetryStats
@@ -52,13 +66,18 @@ __all__ = [
     "CircuitOpenError",
     "CircuitState",
     "CountWindow",
+    "Criticality",
     "DegradationManager",
     "ErrorBudget",
     "Fallback",
     "FallbackStats",
+    "HealthCheck",
+    "HealthChecker",
+    "HealthStatus",
     "InjectedFault",
     "LatencyBudget",
     "LatencySketch",
+    "LoadShedError",
     "Pipeline",
     "RateLimitExceeded",
     "RateLimiter",
@@ -77,6 +96,11 @@ __all__ = [
     "TokenBucket",
     "__version__",
     "backoff",
+    "current_criticality",
     "deadline",
+    "http_probe",
     "remaining",
+    "request_criticality",
+    "tcp_probe",
+    "threshold_probe",
 ]

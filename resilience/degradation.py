@@ -7,6 +7,14 @@ the level up at once; it comes down one step at a time, each step only after
 ``recovery`` quiet seconds, so a flapping signal cannot make it flap.
 Features decorated with ``feature(name, off_at=...)`` return their fallback
 while the level is at or above ``off_at``.
+
+Load shedding by criticality follows Google's scheme: each request is
+``CRITICAL_PLUS``, ``CRITICAL`` (the default), ``SHEDDABLE_PLUS`` or
+``SHEDDABLE``, set for a block with ``request_criticality(...)`` and carried
+by the context into threads' copies and tasks. As the level rises the least
+critical requests are shed first: by default ``SHEDDABLE`` from the second
+level, ``SHEDDABLE_PLUS`` from the third, ``CRITICAL`` from the fourth, and
+``CRITICAL_PLUS`` never.
 """
 
 from __future__ import annotations
@@ -16,14 +24,59 @@ import inspect
 import math
 import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from contextlib import contextmanager
+from contextvars import ContextVar
+from enum import IntEnum
 from typing import Any
 
+from . import _core
 from ._core._validate import clock as check_clock
 from ._core._validate import non_negative, positive
-from ._policy import logger, notify
+from ._policy import P, R, logger, notify
+from .errors import LoadShedError
 
-__all__ = ["DegradationManager"]
+__all__ = ["Criticality", "DegradationManager", "current_criticality", "request_criticality"]
+
+
+class Criticality(IntEnum):
+    """How much a request matters, least first; the least critical are shed first."""
+
+    SHEDDABLE = 0
+    SHEDDABLE_PLUS = 1
+    CRITICAL = 2
+    CRITICAL_PLUS = 3
+
+    @classmethod
+    def of(cls, value: object, argument: str = "criticality") -> Criticality:
+        """A member, from itself or its name."""
+        if isinstance(value, cls):
+            return value
+        if isinstance(value, str) and value in cls.__members__:
+            return cls[value]
+        names = ", ".join(cls.__members__)
+        raise ValueError(f"{argument} must be a Criticality or one of {names}, got {value!r}")
+
+
+_criticality: ContextVar[Criticality] = ContextVar(
+    "resilience_criticality", default=Criticality.CRITICAL
+)
+
+
+def current_criticality() -> Criticality:
+    """The criticality of the request being served (``CRITICAL`` unless set)."""
+    return _criticality.get()
+
+
+@contextmanager
+def request_criticality(criticality: Criticality | str) -> Iterator[Criticality]:
+    """Serve the block as a request of ``criticality``."""
+    value = Criticality.of(criticality)
+    token = _criticality.set(value)
+    try:
+        yield value
+    finally:
+        _criticality.reset(token)
 
 
 class DegradationManager:
@@ -42,6 +95,7 @@ class DegradationManager:
         *,
         recovery: float = 60.0,
         check_interval: float = 1.0,
+        shed_at: Mapping[Criticality | str, str] | None = None,
         clock: Callable[[], float] | None = None,
     ) -> None:
         if isinstance(levels, str) or not isinstance(levels, Iterable):
@@ -69,6 +123,8 @@ class DegradationManager:
         # When a trigger last asked for the current level (or more), or the
         # level last moved: stepping down waits ``recovery`` from then.
         self._quiet_since = self._clock()
+        self._shed_from = self._shedding(shed_at)
+        self._shed = _core.SELECTED.Counters(len(Criticality))
 
     # -- levels ------------------------------------------------------------------
 
@@ -218,6 +274,79 @@ class DegradationManager:
             return feature
 
         return decorate
+
+    # -- load shedding -------------------------------------------------------------
+
+    def _shedding(self, shed_at: Mapping[Criticality | str, str] | None) -> list[int]:
+        """For each criticality, the index of the first level that sheds it."""
+        never = len(self._levels)
+        if shed_at is None:
+            # One more class shed at each level above the first; CRITICAL_PLUS never.
+            return [min(c + 1, never) for c in range(Criticality.CRITICAL_PLUS)] + [never]
+        if not isinstance(shed_at, Mapping):
+            raise TypeError(f"shed_at must map criticalities to levels, got {shed_at!r}")
+        shed_from = [never] * len(Criticality)
+        for key, level in shed_at.items():
+            shed_from[Criticality.of(key, "shed_at key")] = self._index_of(level, "shed_at level")
+        for c in range(1, len(Criticality)):
+            if shed_from[c] < shed_from[c - 1]:
+                raise ValueError(
+                    f"shed_at must not shed {Criticality(c).name} before"
+                    f" {Criticality(c - 1).name}, got {shed_at!r}"
+                )
+        return shed_from
+
+    def admits(self, criticality: Criticality | str | None = None) -> bool:
+        """Whether a request of ``criticality`` (default: the current one) is served now."""
+        c = current_criticality() if criticality is None else Criticality.of(criticality)
+        return self._current() < self._shed_from[c]
+
+    def admit(self, criticality: Criticality | str | None = None) -> None:
+        """Raise ``LoadShedError`` (and count it) unless the request is served now."""
+        c = current_criticality() if criticality is None else Criticality.of(criticality)
+        index = self._current()
+        if index >= self._shed_from[c]:
+            self._shed.add(c)
+            raise LoadShedError(c.name, self._levels[index])
+
+    def admission(
+        self, criticality: Criticality | str | None = None
+    ) -> Callable[[Callable[P, R]], Callable[P, R]]:
+        """Decorate a request handler (sync or async) that ``admit`` guards.
+
+        With no ``criticality`` each call is judged by the criticality of
+        its context (see ``request_criticality``).
+        """
+        fixed = None if criticality is None else Criticality.of(criticality)
+
+        def decorate(fn: Callable[P, R]) -> Callable[P, R]:
+            if inspect.iscoroutinefunction(fn):
+
+                @functools.wraps(fn)
+                async def async_handler(*args: P.args, **kwargs: P.kwargs) -> Any:
+                    self.admit(fixed)
+                    return await fn(*args, **kwargs)
+
+                return async_handler  # type: ignore[return-value]
+
+            @functools.wraps(fn)
+            def handler(*args: P.args, **kwargs: P.kwargs) -> R:
+                self.admit(fixed)
+                return fn(*args, **kwargs)
+
+            return handler
+
+        return decorate
+
+    @property
+    def shed_counts(self) -> dict[str, int]:
+        """How many requests of each criticality were shed (by ``admit``)."""
+        return dict(zip(Criticality.__members__, self._shed.snapshot(), strict=True))
+
+    def shed_level(self, criticality: Criticality | str) -> str | None:
+        """The first level that sheds ``criticality``; None if none does."""
+        index = self._shed_from[Criticality.of(criticality)]
+        return self._levels[index] if index < len(self._levels) else None
 
     def is_enabled(self, name: str) -> bool:
         """Whether feature ``name`` is on at the current level."""

@@ -8,6 +8,7 @@ __all__ = [
     "BulkheadFullError",
     "CircuitOpenError",
     "InjectedFault",
+    "LoadShedError",
     "RateLimitExceeded",
     "ResilienceError",
     "RetryError",
@@ -123,3 +124,15 @@ class TimeoutExceeded(ResilienceError, TimeoutError):
 
 class InjectedFault(ResilienceError):
     """A failure injected on purpose by ``resilience.chaos``."""
+
+
+class LoadShedError(ResilienceError):
+    """A request was shed: the degradation level is too high for its criticality."""
+
+    def __init__(self, criticality: str, level: str) -> None:
+        self.criticality = criticality
+        self.level = level
+        super().__init__(f"{criticality} request shed at degradation level {level!r}")
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (type(self), (self.criticality, self.level))
