@@ -110,6 +110,7 @@ class CircuitBreaker(SyncEntry, Policy):
         "_name",
         "_record",
         "_timed",
+        "_transitions",
     )
 
     def __init__(
@@ -139,6 +140,8 @@ class CircuitBreaker(SyncEntry, Policy):
         self._fallback = check_callable("fallback", fallback)
         self._listeners: list[Callable[[CircuitBreaker, CircuitState, CircuitState], object]] = []
         self._impl = _core.SELECTED  # the twin this breaker and its wrappers run on
+        # (old, new) -> count at index old * len(STATES) + new, read by metrics
+        self._transitions = self._impl.Counters(len(STATES) ** 2)
         self._core = self._impl.BreakerCore(
             failure_threshold=failure_threshold,
             failure_rate=failure_rate,
@@ -301,7 +304,18 @@ class CircuitBreaker(SyncEntry, Policy):
         return callback
 
     def _transition(self, old: int, new: int) -> None:
+        self._transitions.add(old * len(STATES) + new)
         notify(self._listeners, self, STATES[old], STATES[new])
+
+    @property
+    def transitions(self) -> dict[tuple[CircuitState, CircuitState], int]:
+        """How many times each change of state happened (only those that did)."""
+        n = len(STATES)
+        return {
+            (STATES[i // n], STATES[i % n]): count
+            for i, count in enumerate(self._transitions.snapshot())
+            if count
+        }
 
     @property
     def stats(self) -> BreakerStats:

@@ -386,4 +386,3 @@ class LatencyBudget:
             f"<LatencyBudget name={self._name!r} threshold={self._threshold!r}"
             f" quantile={self._target!r}>"
         )
-

@@ -1,0 +1,240 @@
+"""One registry of named policies: get-or-create from code or from a config dict.
+
+A service names its breakers, limiters, bulkheads, retries and budgets once
+— in code or in a plain dict (the shape a TOML or YAML file loads into) —
+and every caller asking for a name gets the same object. ``snapshot()``
+reads every policy's stats as JSON-ready data, and the Prometheus
+collector reads the same registry at each scrape.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import enum
+import inspect
+import math
+import threading
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from . import backoff
+from ._core._validate import clock as check_clock
+from .breaker import CircuitBreaker
+from .budget import ErrorBudget, LatencyBudget
+from .bulkhead import Bulkhead
+from .health import HealthCheck
+from .pipeline import Pipeline
+from .ratelimit import RateLimiter
+from .retry import Retry
+
+__all__ = ["KINDS", "ResilienceManager", "jsonable"]
+
+# Config key -> the class made for it. The order is the snapshot's.
+KINDS: dict[str, type[Any]] = {
+    "circuit_breakers": CircuitBreaker,
+    "rate_limiters": RateLimiter,
+    "bulkheads": Bulkhead,
+    "retries": Retry,
+    "error_budgets": ErrorBudget,
+    "latency_budgets": LatencyBudget,
+    "health_checks": HealthCheck,
+}
+
+
+class ResilienceManager:
+    """Named policies, made once and shared; see the module docstring.
+
+    ``config`` maps a kind (``"circuit_breakers"``, ``"rate_limiters"``,
+    ``"bulkheads"``, ``"retries"``, ``"error_budgets"``,
+    ``"latency_budgets"``) to ``{name: settings}``, the keyword arguments of
+    that policy's constructor; a ``backoff`` setting may be a dict such as
+    ``{"kind": "exponential", "initial": 0.1, "max": 2.0}`` naming a function
+    of ``resilience.backoff``. Configured policies are made at once, so a bad
+    setting fails at start-up. ``clock`` is given to every policy that takes
+    one and is not given its own.
+    """
+
+    def __init__(
+        self,
+        config: Mapping[str, Mapping[str, Mapping[str, Any]]] | None = None,
+        *,
+        clock: Callable[[], float] | None = None,
+    ) -> None:
+        self._clock = check_clock(clock)
+        self._lock = threading.RLock()
+        # kind -> name -> (settings it was made with, the policy)
+        self._made: dict[str, dict[str, tuple[dict[str, Any], Any]]] = {kind: {} for kind in KINDS}
+        self._config = check_config(config)
+        for kind, named in self._config.items():
+            for name in named:
+                self._get(kind, name, {})
+
+    def _get(self, kind: str, name: str, settings: dict[str, Any]) -> Any:
+        if not isinstance(name, str) or not name:
+            raise TypeError(f"name must be a non-empty str, got {name!r}")
+        configured = self._config.get(kind, {}).get(name, {})
+        for key, value in settings.items():
+            if key in configured and configured[key] != value:
+                raise ValueError(
+                    f"{KINDS[kind].__name__} {name!r}: {key}={value!r} differs from the config's"
+                    f" {configured[key]!r}"
+                )
+        wanted = {**configured, **settings}
+        with self._lock:
+            made = self._made[kind].get(name)
+            if made is None:
+                policy = self._make(KINDS[kind], name, wanted)
+                self._made[kind][name] = (wanted, policy)
+                return policy
+            existing, policy = made
+            if settings and wanted != existing:
+                raise ValueError(
+                    f"{KINDS[kind].__name__} {name!r} exists with other settings: {existing!r},"
+                    f" asked for {wanted!r}"
+                )
+            return policy
+
+    def _make(self, cls: type[Any], name: str, settings: dict[str, Any]) -> Any:
+        arguments = dict(settings)
+        if isinstance(arguments.get("backoff"), Mapping):
+            arguments["backoff"] = make_backoff(arguments["backoff"])
+        parameters = inspect.signature(cls).parameters
+        if "clock" in parameters and "clock" not in arguments and self._clock is not None:
+            arguments["clock"] = self._clock
+        return cls(name=name, **arguments)
+
+    def circuit_breaker(self, name: str, **settings: Any) -> CircuitBreaker:
+        """The breaker called ``name``, made with ``settings`` the first time."""
+        return self._get("circuit_breakers", name, settings)  # type: ignore[no-any-return]
+
+    def rate_limiter(self, name: str, **settings: Any) -> RateLimiter:
+        """The rate limiter called ``name``, made with ``settings`` the first time."""
+        return self._get("rate_limiters", name, settings)  # type: ignore[no-any-return]
+
+    def bulkhead(self, name: str, **settings: Any) -> Bulkhead:
+        """The bulkhead called ``name``, made with ``settings`` the first time."""
+        return self._get("bulkheads", name, settings)  # type: ignore[no-any-return]
+
+    def retry(self, name: str, **settings: Any) -> Retry:
+        """The retry policy called ``name``, made with ``settings`` the first time."""
+        return self._get("retries", name, settings)  # type: ignore[no-any-return]
+
+    def error_budget(self, name: str, **settings: Any) -> ErrorBudget:
+        """The error budget called ``name``, made with ``settings`` the first time."""
+        return self._get("error_budgets", name, settings)  # type: ignore[no-any-return]
+
+    def latency_budget(self, name: str, **settings: Any) -> LatencyBudget:
+        """The latency budget called ``name``, made with ``settings`` the first time."""
+        return self._get("latency_budgets", name, settings)  # type: ignore[no-any-return]
+
+    def add(self, policy: Any) -> Any:
+        """Register a policy made elsewhere (named, of a kind above, or a ``HealthCheck``).
+
+        Returns it. A name already taken in its kind by another object is a
+        ``ValueError``.
+        """
+        kind = kind_of(policy)
+        name = policy.name
+        if not isinstance(name, str) or not name:
+            raise ValueError(f"only named policies can be registered, got {policy!r}")
+        with self._lock:
+            made = self._made[kind].get(name)
+            if made is not None and made[1] is not policy:
+                raise ValueError(f"{KINDS[kind].__name__} {name!r} is already registered")
+            self._made[kind][name] = ({}, policy)
+        return policy
+
+    def pipeline(self, *policies: Any) -> Pipeline:
+        """``Pipeline(*policies)``, outermost first."""
+        return Pipeline(*policies)
+
+    def policies(self, kind: str | None = None) -> dict[str, Any]:
+        """``{name: policy}`` of one kind, or of every kind as ``{kind: {...}}``."""
+        with self._lock:
+            if kind is None:
+                return {k: {n: p for n, (_, p) in named.items()} for k, named in self._made.items()}
+            if kind not in KINDS:
+                raise ValueError(f"kind must be one of {list(KINDS)}, got {kind!r}")
+            return {name: policy for name, (_, policy) in self._made[kind].items()}
+
+    def snapshot(self) -> dict[str, dict[str, dict[str, Any]]]:
+        """Every policy's stats, by kind then name, as JSON-serializable data.
+
+        Enums become their values and non-finite floats ``None`` (JSON has
+        no infinity), so ``json.dumps(snapshot, allow_nan=False)`` works.
+        """
+        return {
+            kind: {name: jsonable(stats_of(policy)) for name, policy in named.items()}
+            for kind, named in self.policies().items()
+        }
+
+    def __repr__(self) -> str:
+        counts = ", ".join(f"{kind}={len(named)}" for kind, named in self._made.items() if named)
+        return f"<ResilienceManager {counts or 'empty'}>"
+
+
+def kind_of(policy: Any) -> str:
+    """The config key for ``policy``'s class (a subclass counts as its base)."""
+    for kind, cls in KINDS.items():
+        if isinstance(policy, cls):
+            return kind
+    raise TypeError(f"policy must be one of {[c.__name__ for c in KINDS.values()]}, got {policy!r}")
+
+
+def stats_of(policy: Any) -> Any:
+    """What a snapshot shows of one policy."""
+    if isinstance(policy, HealthCheck):
+        return {
+            "status": policy.status,
+            "error": None if policy.last_error is None else repr(policy.last_error),
+            "duration": policy.last_duration,
+        }
+    return policy.stats
+
+
+def check_config(
+    config: Mapping[str, Mapping[str, Mapping[str, Any]]] | None,
+) -> dict[str, dict[str, dict[str, Any]]]:
+    """The config as plain dicts, its kinds and names checked."""
+    if config is None:
+        return {}
+    if not isinstance(config, Mapping):
+        raise TypeError(f"config must be a mapping of kinds, got {config!r}")
+    checked: dict[str, dict[str, dict[str, Any]]] = {}
+    for kind, named in config.items():
+        if kind not in KINDS or kind == "health_checks":
+            configurable = [k for k in KINDS if k != "health_checks"]
+            raise ValueError(f"config keys must be among {configurable}, got {kind!r}")
+        if not isinstance(named, Mapping):
+            raise TypeError(f"config[{kind!r}] must map names to settings, got {named!r}")
+        checked[kind] = {}
+        for name, settings in named.items():
+            if not isinstance(settings, Mapping):
+                raise TypeError(f"config[{kind!r}][{name!r}] must be a mapping, got {settings!r}")
+            checked[kind][name] = dict(settings)
+    return checked
+
+
+def make_backoff(spec: Mapping[str, Any]) -> Any:
+    """A backoff from ``{"kind": "<function of resilience.backoff>", **arguments}``."""
+    arguments = dict(spec)
+    kind = arguments.pop("kind", None)
+    maker = getattr(backoff, kind, None) if isinstance(kind, str) else None
+    if maker is None or kind not in backoff.__all__:
+        raise ValueError(f"backoff kind must be one of {backoff.__all__}, got {kind!r}")
+    return maker(**arguments)
+
+
+def jsonable(value: Any) -> Any:
+    """Stats records as plain JSON data: dicts, lists, str, int, finite float, None."""
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return {f.name: jsonable(getattr(value, f.name)) for f in dataclasses.fields(value)}
+    if isinstance(value, enum.Enum):
+        return jsonable(value.value)
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, Mapping):
+        return {str(k): jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [jsonable(v) for v in value]
+    return value

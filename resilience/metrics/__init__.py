@@ -1,0 +1,1 @@
+"""Exporters that read the policies' counters when scraped (``prometheus``)."""

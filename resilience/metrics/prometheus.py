@@ -1,0 +1,226 @@
+"""Prometheus metrics, read from the policies' own counters when scraped.
+
+``PrometheusCollector(source)`` is a custom ``prometheus_client`` collector:
+it keeps nothing and counts nothing per call; each scrape reads the C
+counters and windows the policies already keep. Register it yourself::
+
+    from prometheus_client import REGISTRY
+    REGISTRY.register(PrometheusCollector(manager))
+
+``source`` is a ``ResilienceManager`` (re-read at every scrape, so policies
+made later appear) or an iterable of policies, ``HealthCheck``s and
+``HealthChecker``s (fixed when the collector is made). Policies without a
+name are labelled ``name=""``. Metric names, with the default namespace
+``resilience``, are listed in the README.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from typing import Any
+
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
+
+from ..breaker import CircuitState
+from ..health import HealthChecker, HealthStatus
+from ..manager import KINDS, ResilienceManager, kind_of
+
+__all__ = ["PrometheusCollector"]
+
+
+class PrometheusCollector(Collector):
+    """Exposes every policy of ``source`` at scrape time; see the module docstring."""
+
+    def __init__(
+        self, source: ResilienceManager | Iterable[Any], namespace: str = "resilience"
+    ) -> None:
+        if not isinstance(namespace, str) or not namespace.isidentifier():
+            raise ValueError(f"namespace must be a metric-name prefix, got {namespace!r}")
+        self._namespace = namespace
+        if isinstance(source, ResilienceManager):
+            self._manager: ResilienceManager | None = source
+            self._fixed: dict[str, list[Any]] = {}
+        elif isinstance(source, Iterable):
+            self._manager = None
+            self._fixed = group_by_kind(source)
+        else:
+            raise TypeError(
+                f"source must be a ResilienceManager or an iterable of policies, got {source!r}"
+            )
+
+    def _policies(self) -> dict[str, list[Any]]:
+        if self._manager is None:
+            return self._fixed
+        return {kind: list(named.values()) for kind, named in self._manager.policies().items()}
+
+    def describe(self) -> Iterator[Metric]:
+        """The metric families, empty: registering never reads the policies."""
+        return self._families({kind: [] for kind in KINDS})
+
+    def collect(self) -> Iterator[Metric]:
+        """Every metric, read now."""
+        return self._families(self._policies())
+
+    def _families(self, policies: dict[str, list[Any]]) -> Iterator[Metric]:
+        ns = self._namespace
+
+        def gauge(name: str, doc: str, labels: list[str]) -> GaugeMetricFamily:
+            return GaugeMetricFamily(f"{ns}_{name}", doc, labels=labels)
+
+        def counter(name: str, doc: str, labels: list[str]) -> CounterMetricFamily:
+            return CounterMetricFamily(f"{ns}_{name}", doc, labels=labels)
+
+        # -- circuit breakers
+        state = gauge(
+            "circuit_state",
+            "1 for the breaker's current state, 0 for the others",
+            ["name", "state"],
+        )
+        calls = counter(
+            "circuit_calls", "Calls through the breaker by outcome", ["name", "outcome"]
+        )
+        transitions = counter(
+            "circuit_transitions", "Changes of state", ["name", "from_state", "to_state"]
+        )
+        failure_rate = gauge(
+            "circuit_failure_rate", "Failure rate over the breaker's window", ["name"]
+        )
+        for breaker in policies.get("circuit_breakers", []):
+            name = label(breaker)
+            stats = breaker.stats
+            for s in CircuitState:
+                state.add_metric([name, s.value.lower()], 1.0 if s is stats.state else 0.0)
+            successes = stats.total_calls - stats.total_failures
+            for outcome, value in (
+                ("success", successes),
+                ("failure", stats.total_failures),
+                ("rejected", stats.rejected),
+                ("ignored", stats.total_ignored),
+            ):
+                calls.add_metric([name, outcome], value)
+            for (old, new), n in breaker.transitions.items():
+                transitions.add_metric([name, old.value.lower(), new.value.lower()], n)
+            failure_rate.add_metric([name], stats.failure_rate)
+        yield from (state, calls, transitions, failure_rate)
+
+        # -- rate limiters
+        requests = counter(
+            "ratelimit_requests", "Permits asked for, by outcome", ["name", "outcome"]
+        )
+        available = gauge("ratelimit_available_tokens", "Tokens in the bucket now", ["name"])
+        for limiter in policies.get("rate_limiters", []):
+            name = label(limiter)
+            stats = limiter.stats
+            requests.add_metric([name, "allowed"], stats.allowed)
+            requests.add_metric([name, "rejected"], stats.rejected)
+            available.add_metric([name], stats.available)
+        yield from (requests, available)
+
+        # -- bulkheads
+        active = gauge("bulkhead_active", "Calls holding a slot", ["name"])
+        queued = gauge("bulkhead_queued", "Calls waiting for a slot", ["name"])
+        limit = gauge("bulkhead_max_concurrent", "Slots in all", ["name"])
+        rejected = counter(
+            "bulkhead_rejected", "Permits refused, failed try_acquire included", ["name"]
+        )
+        for bulkhead in policies.get("bulkheads", []):
+            name = label(bulkhead)
+            stats = bulkhead.stats
+            active.add_metric([name], stats.active)
+            queued.add_metric([name], stats.waiting)
+            limit.add_metric([name], stats.max_concurrent)
+            rejected.add_metric([name], stats.rejected)
+        yield from (active, queued, limit, rejected)
+
+        # -- retries
+        attempts = counter("retry_attempts", "Attempts by outcome", ["name", "outcome"])
+        retry_calls = counter("retry_calls", "Calls by how they ended", ["name", "outcome"])
+        for retry in policies.get("retries", []):
+            name = label(retry)
+            stats = retry.stats
+            attempts.add_metric([name, "success"], stats.successes)
+            attempts.add_metric([name, "failure"], stats.attempts - stats.successes)
+            retry_calls.add_metric([name, "success"], stats.successes)
+            retry_calls.add_metric([name, "failure"], stats.failures)
+        yield from (attempts, retry_calls)
+
+        # -- error budgets
+        remaining = gauge("error_budget_remaining", "Fraction of the error budget left", ["name"])
+        burn = gauge(
+            "error_budget_burn_rate", "Burn rate over a trailing window", ["name", "window"]
+        )
+        alerts = gauge(
+            "error_budget_alert",
+            "1 while a burn-rate alert rule fires",
+            ["name", "severity", "long_window", "short_window"],
+        )
+        for budget in policies.get("error_budgets", []):
+            name = label(budget)
+            remaining.add_metric([name], budget.remaining)
+            windows = sorted(
+                {w for rule in budget.rules for w in (rule.long_window, rule.short_window)}
+            )
+            for seconds in windows:
+                burn.add_metric([name, seconds_label(seconds)], budget.burn_rate(seconds))
+            firing = {(a.severity, a.long_window, a.short_window) for a in budget.alerts()}
+            for rule in budget.rules:
+                key = (rule.severity, rule.long_window, rule.short_window)
+                alerts.add_metric(
+                    [
+                        name,
+                        rule.severity,
+                        seconds_label(rule.long_window),
+                        seconds_label(rule.short_window),
+                    ],
+                    1.0 if key in firing else 0.0,
+                )
+        yield from (remaining, burn, alerts)
+
+        # -- latency budgets
+        observed = gauge(
+            "latency_budget_observed_seconds",
+            "Latency at the budget's target quantile",
+            ["name", "quantile"],
+        )
+        threshold = gauge(
+            "latency_budget_threshold_seconds", "The budget's latency threshold", ["name"]
+        )
+        for budget in policies.get("latency_budgets", []):
+            name = label(budget)
+            stats = budget.stats
+            if stats.observed is not None:
+                observed.add_metric([name, repr(stats.target_quantile)], stats.observed)
+            threshold.add_metric([name], stats.threshold)
+        yield from (observed, threshold)
+
+        # -- health checks
+        health = gauge(
+            "health_status",
+            "1 for the check's current status, 0 for the others",
+            ["check", "status"],
+        )
+        for check in policies.get("health_checks", []):
+            for status in HealthStatus:
+                current = 1.0 if status is check.status else 0.0
+                health.add_metric([check.name, status.value.lower()], current)
+        yield health
+
+
+def group_by_kind(source: Iterable[Any]) -> dict[str, list[Any]]:
+    """Policies by kind; a ``HealthChecker`` stands for its checks."""
+    grouped: dict[str, list[Any]] = {kind: [] for kind in KINDS}
+    for item in source:
+        members = item.checks if isinstance(item, HealthChecker) else (item,)
+        for policy in members:
+            grouped[kind_of(policy)].append(policy)
+    return grouped
+
+
+def label(policy: Any) -> str:
+    return policy.name or ""
+
+
+def seconds_label(seconds: float) -> str:
+    """``300.0`` -> ``"300"``: windows are labelled in whole seconds where they are whole."""
+    return str(int(seconds)) if seconds == int(seconds) else repr(seconds)
