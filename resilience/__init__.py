@@ -46,6 +46,7 @@ from .health import (
     tcp_probe,
     threshold_probe,
 )
+from .manager import ResilienceManager
 from .pipeline import Pipeline
 from .ratelimit import AdaptiveRateLimiter, RateLimiter, RateLimiterStats
 from .retry import Retry, RetryBudget, RetryState, RetryStats
@@ -83,6 +84,7 @@ __all__ = [
     "RateLimiter",
     "RateLimiterStats",
     "ResilienceError",
+    "ResilienceManager",
     "Retry",
     "RetryBudget",
     "RetryError",

@@ -286,8 +286,13 @@ class DegradationManager:
         if not isinstance(shed_at, Mapping):
             raise TypeError(f"shed_at must map criticalities to levels, got {shed_at!r}")
         shed_from = [never] * len(Criticality)
+        given: set[Criticality] = set()
         for key, level in shed_at.items():
-            shed_from[Criticality.of(key, "shed_at key")] = self._index_of(level, "shed_at level")
+            c = Criticality.of(key, "shed_at key")
+            if c in given:
+                raise ValueError(f"shed_at names {c.name} twice, got {shed_at!r}")
+            given.add(c)
+            shed_from[c] = self._index_of(level, "shed_at level")
         for c in range(1, len(Criticality)):
             if shed_from[c] < shed_from[c - 1]:
                 raise ValueError(

@@ -19,6 +19,7 @@ from typing import Any
 
 from . import backoff
 from ._core._validate import clock as check_clock
+from ._policy import check_callable
 from .breaker import CircuitBreaker
 from .budget import ErrorBudget, LatencyBudget
 from .bulkhead import Bulkhead
@@ -41,6 +42,13 @@ KINDS: dict[str, type[Any]] = {
 }
 
 
+# What a config's ``{"backoff": {"kind": ...}}`` may name.
+BACKOFF_KINDS: dict[str, Callable[..., Any]] = {
+    name: getattr(backoff, name) for name in ("constant", "linear", "exponential", "fibonacci")
+}
+_NOT_A_PARAMETER = object()
+
+
 class ResilienceManager:
     """Named policies, made once and shared; see the module docstring.
 
@@ -50,8 +58,13 @@ class ResilienceManager:
     that policy's constructor; a ``backoff`` setting may be a dict such as
     ``{"kind": "exponential", "initial": 0.1, "max": 2.0}`` naming a function
     of ``resilience.backoff``. Configured policies are made at once, so a bad
-    setting fails at start-up. ``clock`` is given to every policy that takes
-    one and is not given its own.
+    setting fails at start-up. ``clock`` and ``sleep`` are given to every
+    policy that takes them and is not given its own (a ``FakeClock`` and its
+    ``sleep`` make the whole registry instant in tests).
+
+    Asking again for a name with settings checks each of them against the
+    ones the policy was made with (or the constructor's defaults): a
+    difference is a ``ValueError``.
     """
 
     def __init__(
@@ -59,11 +72,15 @@ class ResilienceManager:
         config: Mapping[str, Mapping[str, Mapping[str, Any]]] | None = None,
         *,
         clock: Callable[[], float] | None = None,
+        sleep: Callable[[float], Any] | None = None,
     ) -> None:
         self._clock = check_clock(clock)
+        self._sleep = check_callable("sleep", sleep)
         self._lock = threading.RLock()
-        # kind -> name -> (settings it was made with, the policy)
-        self._made: dict[str, dict[str, tuple[dict[str, Any], Any]]] = {kind: {} for kind in KINDS}
+        # kind -> name -> (settings it was made with, None if add()ed; the policy)
+        self._made: dict[str, dict[str, tuple[dict[str, Any] | None, Any]]] = {
+            kind: {} for kind in KINDS
+        }
         self._config = check_config(config)
         for kind, named in self._config.items():
             for name in named:
@@ -72,35 +89,52 @@ class ResilienceManager:
     def _get(self, kind: str, name: str, settings: dict[str, Any]) -> Any:
         if not isinstance(name, str) or not name:
             raise TypeError(f"name must be a non-empty str, got {name!r}")
+        label = f"{KINDS[kind].__name__} {name!r}"
         configured = self._config.get(kind, {}).get(name, {})
         for key, value in settings.items():
             if key in configured and configured[key] != value:
                 raise ValueError(
-                    f"{KINDS[kind].__name__} {name!r}: {key}={value!r} differs from the config's"
-                    f" {configured[key]!r}"
+                    f"{label}: {key}={value!r} differs from the config's {configured[key]!r}"
                 )
-        wanted = {**configured, **settings}
         with self._lock:
             made = self._made[kind].get(name)
             if made is None:
+                wanted = {**configured, **settings}
                 policy = self._make(KINDS[kind], name, wanted)
                 self._made[kind][name] = (wanted, policy)
                 return policy
             existing, policy = made
-            if settings and wanted != existing:
-                raise ValueError(
-                    f"{KINDS[kind].__name__} {name!r} exists with other settings: {existing!r},"
-                    f" asked for {wanted!r}"
-                )
+            if settings and existing is None:
+                raise ValueError(f"{label} was registered with add(): ask for it without settings")
+            if existing is not None:
+                # Each setting asked for must be the one it was made with
+                # (or, if it was not given then, the constructor's default).
+                defaults = self._defaults(KINDS[kind])
+                for key, value in settings.items():
+                    made_with = existing.get(key, defaults.get(key, _NOT_A_PARAMETER))
+                    if made_with is _NOT_A_PARAMETER or made_with != value:
+                        raise ValueError(
+                            f"{label} exists with other settings: {existing!r}, asked for"
+                            f" {key}={value!r}"
+                        )
             return policy
+
+    @staticmethod
+    def _defaults(cls: type[Any]) -> dict[str, Any]:
+        return {
+            p.name: p.default
+            for p in inspect.signature(cls).parameters.values()
+            if p.default is not inspect.Parameter.empty
+        }
 
     def _make(self, cls: type[Any], name: str, settings: dict[str, Any]) -> Any:
         arguments = dict(settings)
         if isinstance(arguments.get("backoff"), Mapping):
             arguments["backoff"] = make_backoff(arguments["backoff"])
         parameters = inspect.signature(cls).parameters
-        if "clock" in parameters and "clock" not in arguments and self._clock is not None:
-            arguments["clock"] = self._clock
+        for key, value in (("clock", self._clock), ("sleep", self._sleep)):
+            if key in parameters and key not in arguments and value is not None:
+                arguments[key] = value
         return cls(name=name, **arguments)
 
     def circuit_breaker(self, name: str, **settings: Any) -> CircuitBreaker:
@@ -139,9 +173,10 @@ class ResilienceManager:
             raise ValueError(f"only named policies can be registered, got {policy!r}")
         with self._lock:
             made = self._made[kind].get(name)
-            if made is not None and made[1] is not policy:
+            if made is None:
+                self._made[kind][name] = (None, policy)
+            elif made[1] is not policy:
                 raise ValueError(f"{KINDS[kind].__name__} {name!r} is already registered")
-            self._made[kind][name] = ({}, policy)
         return policy
 
     def pipeline(self, *policies: Any) -> Pipeline:
@@ -219,10 +254,9 @@ def make_backoff(spec: Mapping[str, Any]) -> Any:
     """A backoff from ``{"kind": "<function of resilience.backoff>", **arguments}``."""
     arguments = dict(spec)
     kind = arguments.pop("kind", None)
-    maker = getattr(backoff, kind, None) if isinstance(kind, str) else None
-    if maker is None or kind not in backoff.__all__:
-        raise ValueError(f"backoff kind must be one of {backoff.__all__}, got {kind!r}")
-    return maker(**arguments)
+    if kind not in BACKOFF_KINDS:
+        raise ValueError(f"backoff kind must be one of {list(BACKOFF_KINDS)}, got {kind!r}")
+    return BACKOFF_KINDS[kind](**arguments)
 
 
 def jsonable(value: Any) -> Any:

@@ -1661,3 +1661,56 @@ def test_repr_shows_name_and_state(policy_impl):
     breaker.force_open()
     assert "FORCED_OPEN" in repr(breaker)
     assert "CLOSED" in repr(CircuitBreaker())
+
+
+# -- transitions ----------------------------------------------------------------------------
+
+
+def test_transitions_count_every_change_the_listener_saw(policy_impl):
+    breaker, clock = make(failure_threshold=2, reset_timeout=10.0, half_open_calls=2)
+    seen: list[tuple[CircuitState, CircuitState]] = []
+    breaker.on_state_change(lambda b, old, new: seen.append((old, new)))
+    assert breaker.transitions == {}
+
+    trip(breaker, 2)  # CLOSED -> OPEN
+    clock.advance(10.0)
+    assert breaker.call(ok) == "ok"  # OPEN -> HALF_OPEN, one probe of two
+    with pytest.raises(Boom):
+        breaker.call(boom)  # HALF_OPEN -> OPEN
+    clock.advance(10.0)
+    breaker.call(ok)
+    breaker.call(ok)  # OPEN -> HALF_OPEN -> CLOSED
+    trip(breaker, 2)  # CLOSED -> OPEN again
+    breaker.force_open()  # OPEN -> FORCED_OPEN
+    breaker.force_open()  # no change: not counted
+    breaker.disable()  # FORCED_OPEN -> DISABLED
+    breaker.reset()  # DISABLED -> CLOSED
+    breaker.reset()  # no change
+
+    expected = {
+        (CLOSED, OPEN): 2,
+        (OPEN, HALF_OPEN): 2,
+        (HALF_OPEN, OPEN): 1,
+        (HALF_OPEN, CLOSED): 1,
+        (OPEN, FORCED_OPEN): 1,
+        (FORCED_OPEN, DISABLED): 1,
+        (DISABLED, CLOSED): 1,
+    }
+    counted: dict[tuple[CircuitState, CircuitState], int] = {}
+    for change in seen:
+        counted[change] = counted.get(change, 0) + 1
+    assert counted == expected
+    transitions = breaker.transitions
+    assert transitions == expected
+    assert all(
+        type(old) is CircuitState and type(new) is CircuitState and old is not new
+        for old, new in transitions
+    )
+    # A fresh dict each time: changing it changes nothing.
+    transitions[(CLOSED, OPEN)] = 99
+    assert breaker.transitions[(CLOSED, OPEN)] == 2
+    # Two breakers count apart.
+    other, _ = make(failure_threshold=1)
+    trip(other)
+    assert other.transitions == {(CLOSED, OPEN): 1}
+    assert breaker.transitions == expected

@@ -16,6 +16,7 @@ name are labelled ``name=""``. Metric names, with the default namespace
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Iterator
 from typing import Any
 
@@ -28,6 +29,9 @@ from ..manager import KINDS, ResilienceManager, kind_of
 
 __all__ = ["PrometheusCollector"]
 
+# Prometheus's metric names, ASCII only; names starting with __ are reserved.
+METRIC_PREFIX = re.compile(r"[a-zA-Z_:][a-zA-Z0-9_:]*")
+
 
 class PrometheusCollector(Collector):
     """Exposes every policy of ``source`` at scrape time; see the module docstring."""
@@ -35,8 +39,13 @@ class PrometheusCollector(Collector):
     def __init__(
         self, source: ResilienceManager | Iterable[Any], namespace: str = "resilience"
     ) -> None:
-        if not isinstance(namespace, str) or not namespace.isidentifier():
-            raise ValueError(f"namespace must be a metric-name prefix, got {namespace!r}")
+        if not isinstance(namespace, str):
+            raise TypeError(f"namespace must be a str, got {namespace!r}")
+        if not METRIC_PREFIX.fullmatch(namespace) or namespace.startswith("__"):
+            raise ValueError(
+                f"namespace must match [a-zA-Z_:][a-zA-Z0-9_:]* and not start with __,"
+                f" got {namespace!r}"
+            )
         self._namespace = namespace
         if isinstance(source, ResilienceManager):
             self._manager: ResilienceManager | None = source
@@ -210,10 +219,18 @@ class PrometheusCollector(Collector):
 def group_by_kind(source: Iterable[Any]) -> dict[str, list[Any]]:
     """Policies by kind; a ``HealthChecker`` stands for its checks."""
     grouped: dict[str, list[Any]] = {kind: [] for kind in KINDS}
+    labels: set[tuple[str, str]] = set()
     for item in source:
         members = item.checks if isinstance(item, HealthChecker) else (item,)
         for policy in members:
-            grouped[kind_of(policy)].append(policy)
+            kind = kind_of(policy)
+            # Two series with one label set would make the exposition invalid.
+            if (kind, label(policy)) in labels:
+                raise ValueError(
+                    f"source has two {kind} labelled name={label(policy)!r}: name them apart"
+                )
+            labels.add((kind, label(policy)))
+            grouped[kind].append(policy)
     return grouped
 
 
