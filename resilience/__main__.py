@@ -1,4 +1,4 @@
-"""``python -m resilience info | bench``."""
+"""``python -m resilience info | bench [--peers] [--scaling] [--json FILE] [--plot FILE.png]``."""
 
 from __future__ import annotations
 
@@ -7,7 +7,8 @@ import importlib
 import os
 import platform
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from types import ModuleType
 
 from . import IMPLEMENTATION, __version__
 from ._core import CLASSES, SUFFIXES
@@ -31,21 +32,68 @@ def info() -> None:
             print(f"{name}: {module.__file__}")
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m resilience", description=__doc__)
-    commands = parser.add_subparsers(dest="command", required=True)
-    commands.add_parser("info", help="the live implementation and where it was loaded from")
-    bench = commands.add_parser("bench", help="each core primitive, compiled vs pure (ns/op)")
-    bench.add_argument("--repeat", type=int, default=7, help="timing loops per figure (median)")
-    bench.add_argument("--target", type=float, default=0.1, help="seconds per timing loop")
-    args = parser.parse_args(argv)
-    if args.command == "info":
-        info()
-    else:
-        from . import _bench
-
-        _bench.run(repeat=args.repeat, target=args.target)
+def _info(args: argparse.Namespace) -> int:
+    info()
     return 0
+
+
+def _bench(args: argparse.Namespace) -> int:
+    from . import _bench
+
+    return _bench.command(args)
+
+
+def _demo_module() -> ModuleType:
+    from . import _demo
+
+    return _demo
+
+
+def _bench_arguments(parser: argparse.ArgumentParser) -> None:
+    from . import _bench
+
+    _bench.add_arguments(parser)
+
+
+# name -> (help, handler, function adding the subcommand's arguments or None).
+# A new subcommand is one more entry.
+COMMANDS: dict[
+    str,
+    tuple[
+        str,
+        Callable[[argparse.Namespace], int],
+        Callable[[argparse.ArgumentParser], None] | None,
+    ],
+] = {
+    "info": ("the live implementation and where it was loaded from", _info, None),
+    "demo": (
+        "a flaky downstream called through a pipeline, watched live (about 20 s)",
+        lambda args: _demo_module().command(args),
+        lambda parser: _demo_module().add_arguments(parser),
+    ),
+    "bench": (
+        "compiled vs pure (ns/op); --peers: vs other libraries; --scaling",
+        _bench,
+        _bench_arguments,
+    ),
+}
+
+
+def parser() -> argparse.ArgumentParser:
+    top = argparse.ArgumentParser(prog="python -m resilience", description=__doc__)
+    commands = top.add_subparsers(dest="command", required=True)
+    for name, (help_text, handler, add_arguments) in COMMANDS.items():
+        sub = commands.add_parser(name, help=help_text, description=help_text)
+        if add_arguments is not None:
+            add_arguments(sub)
+        sub.set_defaults(handler=handler)
+    return top
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    handler: Callable[[argparse.Namespace], int] = args.handler
+    return handler(args)
 
 
 if __name__ == "__main__":

@@ -293,11 +293,11 @@ class DegradationManager:
                 raise ValueError(f"shed_at names {c.name} twice, got {shed_at!r}")
             given.add(c)
             shed_from[c] = self._index_of(level, "shed_at level")
-        for c in range(1, len(Criticality)):
-            if shed_from[c] < shed_from[c - 1]:
+        for i in range(1, len(Criticality)):
+            if shed_from[i] < shed_from[i - 1]:
                 raise ValueError(
-                    f"shed_at must not shed {Criticality(c).name} before"
-                    f" {Criticality(c - 1).name}, got {shed_at!r}"
+                    f"shed_at must not shed {Criticality(i).name} before"
+                    f" {Criticality(i - 1).name}, got {shed_at!r}"
                 )
         return shed_from
 
