@@ -2,8 +2,11 @@
 
 cimport cython
 from cpython.mem cimport PyMem_Calloc, PyMem_Free
+from cpython.pyport cimport PY_SSIZE_T_MAX
 
 from resilience._core._validate import count
+
+cdef object MAX_STEP = PY_SSIZE_T_MAX
 
 
 cdef class Counters:
@@ -34,10 +37,16 @@ cdef class Counters:
 
     def add(self, index, n=1):
         """Add ``n`` (>= 0) to counter ``index``."""
-        cdef Py_ssize_t i = count("index", index, 0)
-        if i >= self._size:
-            raise IndexError(f"index must be < {self._size}, got {index!r}")
-        cdef Py_ssize_t step = count("n", n, 0)
+        cdef Py_ssize_t i, step
+        if type(index) is int and type(n) is int and 0 <= index < self._size and 0 <= n <= MAX_STEP:
+            # The policies' per-call case, without the Python checks.
+            i = index
+            step = n
+        else:
+            i = count("index", index, 0)
+            if i >= self._size:
+                raise IndexError(f"index must be < {self._size}, got {index!r}")
+            step = count("n", n, 0)
         with cython.critical_section(self):
             self._values[i] += step
 
