@@ -19,6 +19,7 @@ import argparse
 import asyncio
 import gc
 import importlib
+import importlib.util
 import itertools
 import json
 import os
@@ -86,7 +87,8 @@ def _running_on(classes: SimpleNamespace) -> Iterator[None]:
 
 def _breaker_decorated(classes: SimpleNamespace) -> dict[str, Any]:
     with _running_on(classes):
-        return {"g": CircuitBreaker()(f)}
+        breaker = CircuitBreaker(name="bench")
+        return {"g": breaker(f), "breaker": breaker}
 
 
 def _limiter_decorated(classes: SimpleNamespace) -> dict[str, Any]:
@@ -140,6 +142,19 @@ def _pipeline_decorated(classes: SimpleNamespace) -> dict[str, Any]:
         return {"g": pipeline(f)}
 
 
+def _breaker_instrumented(classes: SimpleNamespace) -> dict[str, Any]:
+    """A breaker exported to Prometheus: registered, and scraped once before timing."""
+    from prometheus_client import CollectorRegistry, generate_latest
+
+    from .metrics.prometheus import PrometheusCollector
+
+    namespace = _breaker_decorated(classes)
+    registry = CollectorRegistry()
+    registry.register(PrometheusCollector([namespace["breaker"]]))
+    generate_latest(registry)
+    return namespace
+
+
 def _breaker_open(classes: SimpleNamespace) -> dict[str, Any]:
     with _running_on(classes):
         breaker = CircuitBreaker()
@@ -183,6 +198,12 @@ CASES = (
 
 POLICY_CASES = (
     Case("CircuitBreaker decorator, closed", "g()", _breaker_decorated, target=60.0),
+    *(
+        # The same call with the breaker exported: the collector adds nothing per call.
+        [Case("  the same, exported to Prometheus", "g()", _breaker_instrumented, target=60.0)]
+        if importlib.util.find_spec("prometheus_client")
+        else []
+    ),
     Case(
         "CircuitBreaker rejection while open",
         "try:\n    g()\nexcept E:\n    pass",
