@@ -15,6 +15,7 @@ import logging
 import time
 from collections.abc import Awaitable, Callable, Coroutine
 from contextvars import ContextVar
+from types import MethodType
 from typing import Any, ParamSpec, TypeVar, overload
 
 P = ParamSpec("P")
@@ -42,6 +43,19 @@ class SyncEntry:
 
     async def __aexit__(self, exc_type: Any, exc: Any, tb: Any) -> Any:
         return self.__exit__(exc_type, exc, tb)  # type: ignore[attr-defined]
+
+
+class AsyncCall(functools.partial):  # type: ignore[type-arg]
+    """``policy.acall`` bound to one function: the async decorator's result.
+
+    Calling it makes the ``acall`` coroutine itself, so a decorated call is
+    one coroutine deep, not two. ``inspect.iscoroutinefunction`` sees
+    through partials to ``acall``; ``__get__`` makes it bind like a function,
+    so it decorates methods too.
+    """
+
+    def __get__(self, instance: object, owner: type | None = None) -> Any:
+        return self if instance is None else MethodType(self, instance)
 
 
 class Policy:
@@ -80,12 +94,8 @@ class Policy:
     def _wrap_async(
         self, fn: Callable[P, Awaitable[R]]
     ) -> Callable[P, Coroutine[Any, Any, R]]:
-        acall = self.acall
-
-        @functools.wraps(fn)
-        async def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
-            return await acall(fn, *args, **kwargs)
-
+        wrapper = AsyncCall(type(self).acall, self, fn)
+        functools.update_wrapper(wrapper, fn)
         return wrapper
 
     def call(self, fn: Callable[P, R], /, *args: P.args, **kwargs: P.kwargs) -> R:

@@ -235,13 +235,16 @@ class CircuitBreaker(SyncEntry, Policy):
         if token < 0:
             value = self._when_open(*args, **kwargs)
             return await value if inspect.isawaitable(value) else value  # type: ignore[no-any-return]
-        start = self._start()
+        start = self._clock() if self._timed else 0.0
         try:
             result = await fn(*args, **kwargs)
         except BaseException as exc:
             self._settle_exception(token, exc, start)
             raise
-        self._settle_result(token, result, start)
+        if self._failure_if is None and not self._timed:
+            self._core.record_success(0.0, None, token)  # the common case, in one call
+        else:
+            self._settle_result(token, result, start)
         return result
 
     def __enter__(self) -> CircuitBreaker:

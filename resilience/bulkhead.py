@@ -246,7 +246,8 @@ class Bulkhead(Policy):
         self, fn: Callable[P, Awaitable[R]], /, *args: P.args, **kwargs: P.kwargs
     ) -> R:
         """``await fn(*args, **kwargs)`` holding a permit."""
-        await self.aacquire()
+        if not self._core.try_acquire(False):  # a free permit needs no await
+            await self.aacquire()
         try:
             return await fn(*args, **kwargs)
         finally:

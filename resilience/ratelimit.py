@@ -133,11 +133,14 @@ class RateLimiter(Policy):
         """Take ``tokens``, awaiting them up to ``timeout`` (default ``max_wait``)."""
         wait = self._reserve(tokens, timeout)
         if wait > 0.0:
-            try:
-                await asleep_with(self._sleep, wait)
-            except BaseException:
-                self._bucket.refund(tokens)  # cancelled: the tokens go back
-                raise
+            await self._asleep_for(wait, tokens)
+
+    async def _asleep_for(self, wait: float, tokens: float) -> None:
+        try:
+            await asleep_with(self._sleep, wait)
+        except BaseException:
+            self._bucket.refund(tokens)  # cancelled: the tokens go back
+            raise
 
     # -- call forms ------------------------------------------------------------
 
@@ -150,7 +153,9 @@ class RateLimiter(Policy):
         self, fn: Callable[P, Awaitable[R]], /, *args: P.args, **kwargs: P.kwargs
     ) -> R:
         """Take one token, then ``await fn(*args, **kwargs)``."""
-        await self.aacquire()
+        wait = self._reserve(1, None)
+        if wait > 0.0:  # only then is there anything to await
+            await self._asleep_for(wait, 1)
         return await fn(*args, **kwargs)
 
     def _wrap_sync(self, fn: Callable[P, R]) -> Callable[P, R]:

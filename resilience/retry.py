@@ -285,7 +285,33 @@ class Retry(Policy):
         self, fn: Callable[P, Awaitable[R]], /, *args: P.args, **kwargs: P.kwargs
     ) -> R:
         """``await fn(*args, **kwargs)``, retried."""
-        run = _Run(self)
+        if self._budget is not None or self._retry_if_result is not None:
+            return await self._aattempts_from(_Run(self), None, fn, args, kwargs)
+        # The first attempt, counted inline: most calls need no more.
+        counts = self._counts
+        started = self._clock()
+        counts.add(CALLS)
+        counts.add(ATTEMPTS)
+        try:
+            result = await fn(*args, **kwargs)
+        except BaseException as exc:
+            return await self._aattempts_from(_Run(self, started), exc, fn, args, kwargs)
+        counts.add(SUCCESSES)
+        return result
+
+    async def _aattempts_from(
+        self,
+        run: _Run,
+        failure: BaseException | None,
+        fn: Callable[..., Awaitable[R]],
+        args: tuple[Any, ...],
+        kwargs: dict[str, Any],
+    ) -> R:
+        if failure is not None:
+            delay = run.after_exception(failure)
+            if delay is None:
+                raise failure
+            await asleep_with(self._sleep, delay)
         while True:
             try:
                 result = await fn(*args, **kwargs)
