@@ -130,3 +130,28 @@ def test_counters_add(run_sync: Run, impl: SimpleNamespace) -> None:
 @pytest.mark.benchmark(group="Counters.snapshot()")
 def test_counters_snapshot(run_sync: Run, impl: SimpleNamespace) -> None:
     run_sync("c.snapshot()", c=impl.Counters(4))
+
+
+# -- LatencySketch and TimeWindow's trailing sums ---------------------------------
+
+
+@pytest.mark.benchmark(group="LatencySketch.add()")
+def test_sketch_add(run_sync: Run, impl: SimpleNamespace) -> None:
+    sketch = impl.LatencySketch()
+    run_sync("s.add(0.0123)", s=sketch)
+    assert sketch.count > 0
+
+
+@pytest.mark.benchmark(group="LatencySketch.quantile(0.99), 10k values")
+def test_sketch_quantile(run_sync: Run, impl: SimpleNamespace) -> None:
+    sketch = impl.LatencySketch()
+    for i in range(10_000):
+        sketch.add(0.001 * (1 + i % 500))
+    run_sync("s.quantile(0.99)", s=sketch)
+
+
+@pytest.mark.benchmark(group="TimeWindow.trailing(300), 1-minute slices")
+def test_time_window_trailing(run_sync: Run, impl: SimpleNamespace) -> None:
+    window = impl.TimeWindow(21600.0, 360)
+    window.add(10, 1)
+    run_sync("w.trailing(300.0)", w=window)

@@ -21,7 +21,11 @@ from resilience import (
     CircuitBreaker,
     CircuitOpenError,
     CircuitState,
+    DegradationManager,
+    ErrorBudget,
     Fallback,
+    HealthCheck,
+    LatencyBudget,
     Pipeline,
     RateLimiter,
     Retry,
@@ -249,3 +253,43 @@ def test_chaos_disabled(run_sync: Run, policies: SimpleNamespace) -> None:
 @pytest.mark.benchmark(group="Chaos disabled (async)")
 def test_chaos_disabled_async(run_async: Run, policies: SimpleNamespace) -> None:
     run_async("await g()", g=Chaos(latency(1.0), enabled=False)(af))
+
+
+# -- the operations layer: budgets, shedding, health -------------------------------
+
+
+@pytest.mark.benchmark(group="ErrorBudget.record(True), 30-day window")
+def test_error_budget_record(run_sync: Run, policies: SimpleNamespace) -> None:
+    budget = ErrorBudget(0.999)
+    run_sync("b.record(True)", b=budget)
+    assert budget.remaining == 1.0
+
+
+@pytest.mark.benchmark(group="ErrorBudget.alerts(), 30-day window")
+def test_error_budget_alerts(run_sync: Run, policies: SimpleNamespace) -> None:
+    budget = ErrorBudget(0.999)
+    budget.record(True, 1000)
+    run_sync("b.alerts()", b=budget)
+
+
+@pytest.mark.benchmark(group="LatencyBudget.record(), no window")
+def test_latency_budget_record(run_sync: Run, policies: SimpleNamespace) -> None:
+    run_sync("b.record(0.0123)", b=LatencyBudget(0.1))
+
+
+@pytest.mark.benchmark(group="LatencyBudget.record(), 60 s window")
+def test_latency_budget_record_windowed(run_sync: Run, policies: SimpleNamespace) -> None:
+    run_sync("b.record(0.0123)", b=LatencyBudget(0.1, window=60.0))
+
+
+@pytest.mark.benchmark(group="DegradationManager admission decorator, admitted")
+def test_shedding_admitted(run_sync: Run, policies: SimpleNamespace) -> None:
+    manager = DegradationManager()
+    run_sync("g()", g=manager.admission()(f))
+
+
+@pytest.mark.benchmark(group="HealthCheck.run(), sync probe (worker thread)")
+def test_health_check_run(run_sync: Run, policies: SimpleNamespace) -> None:
+    check = HealthCheck("always", lambda: True)
+    run_sync("c.run()", c=check)
+    assert check.status.value == "UP"

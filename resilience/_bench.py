@@ -194,6 +194,11 @@ CASES = (
         "w.record(False)",
         lambda c: {"w": c.TimeWindow(60.0)},
     ),
+    Case(
+        "LatencySketch.add(0.0123)",
+        "s.add(0.0123)",
+        lambda c: {"s": c.LatencySketch()},
+    ),
 )
 
 POLICY_CASES = (

@@ -128,7 +128,7 @@ class ErrorBudget:
 
     def record(self, ok: bool, n: int = 1) -> None:
         """Count ``n`` events, all good or all bad."""
-        events = count("n", n)
+        events = n if type(n) is int and n >= 1 else count("n", n)
         bad = 0 if ok else events
         now = self._clock()
         with self._lock:

@@ -8,6 +8,7 @@ ones under its own.
 
 cimport cython
 from cpython.mem cimport PyMem_Calloc, PyMem_Free, PyMem_Malloc
+from cpython.pyport cimport PY_SSIZE_T_MAX
 from libc.math cimport ceil, floor
 from libc.string cimport memset
 
@@ -24,6 +25,7 @@ cdef enum:
 
 
 cdef double SLICE_LIMIT = _SLICE_LIMIT
+cdef object MAX_COUNT = PY_SSIZE_T_MAX
 
 
 cdef inline long long _slice_of(double now, double width) noexcept:
@@ -205,7 +207,15 @@ cdef class TimeWindow(OutcomeWindow):
     def add(self, calls, failures=0, slow=0, now=None):
         """Add ``calls`` outcomes at ``now``, ``failures`` and ``slow`` of them so."""
         cdef long long c, f, s
-        c, f, s = outcome_counts(calls, failures, slow)
+        if (
+            type(calls) is int and type(failures) is int and type(slow) is int
+            and 0 <= failures <= calls <= MAX_COUNT and 0 <= slow <= calls
+        ):
+            c = calls  # the common case, without the Python checks
+            f = failures
+            s = slow
+        else:
+            c, f, s = outcome_counts(calls, failures, slow)
         cdef double t = read_now(self._clock, now)
         cdef long long* slot
         with cython.critical_section(self):
@@ -267,4 +277,3 @@ cdef class TimeWindow(OutcomeWindow):
             f"<TimeWindow duration={self._duration!r} buckets={self._buckets}"
             f" calls={self._calls} failures={self._failures} slow_calls={self._slow}>"
         )
-
