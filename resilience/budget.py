@@ -16,11 +16,11 @@ from __future__ import annotations
 
 import math
 import threading
-import time
 from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass
 
 from . import _core
+from ._core._clock_py import read_now
 from ._core._validate import clock as check_clock
 from ._core._validate import count, positive
 from ._core._validate import quantile as check_quantile
@@ -109,7 +109,7 @@ class ErrorBudget:
         self._window = positive("window", window)
         self._rules = check_rules(rules)
         self._name = check_name(name)
-        self._clock: Callable[[], float] = check_clock(clock) or time.monotonic
+        self._clock = check_clock(clock)
         TimeWindow = _core.SELECTED.TimeWindow
         fine_span = min(self._window, FINE_SPAN)
         # At least 60 buckets, so a short window still slides smoothly.
@@ -123,21 +123,20 @@ class ErrorBudget:
         )
         self._whole: _core.TimeWindow = self._coarse or self._fine
         self._lock = threading.Lock()
-        self._was_exhausted = False
         self._listeners: list[Callable[[ErrorBudget], object]] = []
 
     def record(self, ok: bool, n: int = 1) -> None:
         """Count ``n`` events, all good or all bad."""
         events = n if type(n) is int and n >= 1 else count("n", n)
         bad = 0 if ok else events
-        now = self._clock()
+        now = read_now(self._clock, None)
         with self._lock:
+            # Exhausted by this record: not before it, at this time, and so after it.
+            was_left = self._remaining(now) > 0.0
             self._fine.add(events, bad, now=now)
             if self._coarse is not None:
                 self._coarse.add(events, bad, now=now)
-            exhausted = self._remaining(now) <= 0.0
-            newly = exhausted and not self._was_exhausted
-            self._was_exhausted = exhausted
+            newly = was_left and bad > 0 and self._remaining(now) <= 0.0
         if newly:
             notify(self._listeners, self)
 
@@ -150,7 +149,7 @@ class ErrorBudget:
     @property
     def remaining(self) -> float:
         """The fraction of the budget left over the window."""
-        return self._remaining(self._clock())
+        return self._remaining(read_now(self._clock, None))
 
     @property
     def exhausted(self) -> bool:
@@ -161,7 +160,7 @@ class ErrorBudget:
         """How fast the last ``seconds`` spend the budget (1.0: exactly over the window)."""
         span = positive("seconds", seconds)
         ring = self._fine if span <= self._fine.duration or self._coarse is None else self._coarse
-        total, bad, _ = ring.trailing(span, now=self._clock())
+        total, bad, _ = ring.trailing(span, now=read_now(self._clock, None))
         return (bad / total) / (1.0 - self._slo) if total else 0.0
 
     def alerts(self) -> list[BurnAlert]:
@@ -193,7 +192,6 @@ class ErrorBudget:
             self._fine.reset()
             if self._coarse is not None:
                 self._coarse.reset()
-            self._was_exhausted = False
 
     @property
     def name(self) -> str | None:
@@ -213,7 +211,7 @@ class ErrorBudget:
 
     @property
     def stats(self) -> ErrorBudgetStats:
-        now = self._clock()
+        now = read_now(self._clock, None)
         total, bad, _ = self._whole.totals(now)
         remaining = self._remaining(now)
         return ErrorBudgetStats(
@@ -270,7 +268,8 @@ class LatencyBudget:
     ``floor(q * (n - 1))``). With ``window`` seconds, the sketch is split into
     ``buckets`` time slices and a query merges the slices of the last
     ``window`` seconds (whole slices, the current one included); memory is
-    ``buckets + 1`` sketches of about 13.8 KiB each at 1%.
+    ``buckets`` sketches of about 13.6 KiB each at 1% (and one more,
+    briefly, per query).
     """
 
     def __init__(
@@ -287,9 +286,11 @@ class LatencyBudget:
         self._threshold = positive("threshold", threshold)
         self._target = check_quantile("quantile", quantile)
         self._window = None if window is None else positive("window", window)
-        slices = 1 if window is None else count("buckets", buckets)
+        slices = count("buckets", buckets)
+        if window is None:
+            slices = 1  # all time: one sketch
         self._name = check_name(name)
-        self._clock: Callable[[], float] = check_clock(clock) or time.monotonic
+        self._clock = check_clock(clock)
         LatencySketch = _core.SELECTED.LatencySketch
         self._sketches: list[_core.LatencySketch] = [
             LatencySketch(relative_error) for _ in range(slices)
@@ -315,7 +316,7 @@ class LatencyBudget:
         if self._window is None:
             self._sketches[0].add(seconds)
             return
-        now = self._clock()
+        now = read_now(self._clock, None)
         with self._lock:
             self._sketch_at(now)[1].add(seconds)
 
@@ -323,7 +324,7 @@ class LatencyBudget:
         """The sketch of everything in the window."""
         if self._window is None:
             return self._sketches[0]
-        now = self._clock()
+        now = read_now(self._clock, None)
         merged = type(self._sketches[0])(self._sketches[0].relative_error)
         with self._lock:
             epoch, _ = self._sketch_at(now)

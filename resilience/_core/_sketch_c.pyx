@@ -2,11 +2,13 @@
 
 cimport cython
 from cpython.mem cimport PyMem_Calloc, PyMem_Free
+from libc.limits cimport ULLONG_MAX
 from libc.math cimport INFINITY, NAN, ceil, floor, log, pow
 from libc.string cimport memset
 
 from resilience._core._clock_c cimport NON_NEGATIVE_FINITE, as_number
 
+from resilience._core._sketch_py import COUNT_LIMIT
 from resilience._core._sketch_py import MAX_VALUE as _MAX_VALUE
 from resilience._core._sketch_py import MIN_VALUE as _MIN_VALUE
 from resilience._core._sketch_py import bucket_range
@@ -61,6 +63,8 @@ cdef class LatencySketch:
         cdef unsigned long long times = 1 if type(n) is int and n == 1 else count("n", n)
         cdef long long i
         with cython.critical_section(self):
+            if times > ULLONG_MAX - self._count:
+                raise OverflowError(f"the sketch cannot count more than {COUNT_LIMIT} values")
             if v < MIN_VALUE:
                 self._zeros += times
             else:
@@ -87,6 +91,10 @@ cdef class LatencySketch:
             if self._count == 0:
                 return NAN
             rank = <unsigned long long>floor(fraction * <double>(self._count - 1))
+            if rank == 0:
+                return self._min  # the extremes are known exactly
+            if rank == self._count - 1:
+                return self._max
             seen = self._zeros
             if rank < seen:
                 estimate = 0.0
@@ -115,6 +123,8 @@ cdef class LatencySketch:
             raise ValueError("a sketch cannot merge itself")
         cdef Py_ssize_t i
         with cython.critical_section(self, source):
+            if source._count > ULLONG_MAX - self._count:
+                raise OverflowError(f"the sketch cannot count more than {COUNT_LIMIT} values")
             for i in range(self._buckets):
                 self._counts[i] += source._counts[i]
             self._zeros += source._zeros

@@ -4,7 +4,7 @@ DDSketch's idea: bucket ``i`` holds the values in ``(gamma**(i-1),
 gamma**i]`` with ``gamma = (1 + a) / (1 - a)``, and answers with
 ``2 * gamma**i / (gamma + 1)``, which is within relative error ``a`` of every
 value in the bucket. The buckets cover ``MIN_VALUE`` to ``MAX_VALUE`` in one
-dense array, so memory is fixed when the sketch is made (about 13.8 KiB at
+dense array, so memory is fixed when the sketch is made (about 13.6 KiB at
 ``a = 0.01``) and an add is O(1).
 """
 
@@ -21,6 +21,7 @@ from ._validate import relative_error as check_relative_error
 # as it. In seconds, a nanosecond and eleven and a half days.
 MIN_VALUE = 1e-9
 MAX_VALUE = 1e6
+COUNT_LIMIT = 2**64 - 1  # the compiled twin's unsigned 64-bit counts
 
 
 def bucket_range(a: float) -> tuple[float, float, int, int]:
@@ -81,6 +82,8 @@ class LatencySketch:
         v = non_negative_finite("value", value)
         times = count("n", n)
         with self._lock:
+            if times > COUNT_LIMIT - self._count:
+                raise OverflowError(f"the sketch cannot count more than {COUNT_LIMIT} values")
             if v < MIN_VALUE:
                 self._zeros += times
             else:
@@ -99,6 +102,10 @@ class LatencySketch:
             if self._count == 0:
                 return math.nan
             rank = math.floor(fraction * (self._count - 1))
+            if rank == 0:
+                return self._min  # the extremes are known exactly
+            if rank == self._count - 1:
+                return self._max
             seen = self._zeros
             if rank < seen:
                 estimate = 0.0
@@ -127,6 +134,8 @@ class LatencySketch:
             zeros, n, total = other._zeros, other._count, other._sum
             low, high = other._min, other._max
         with self._lock:
+            if n > COUNT_LIMIT - self._count:
+                raise OverflowError(f"the sketch cannot count more than {COUNT_LIMIT} values")
             for i, c in enumerate(counts):
                 self._counts[i] += c
             self._zeros += zeros

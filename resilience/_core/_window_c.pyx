@@ -9,6 +9,7 @@ ones under its own.
 cimport cython
 from cpython.mem cimport PyMem_Calloc, PyMem_Free, PyMem_Malloc
 from cpython.pyport cimport PY_SSIZE_T_MAX
+from libc.limits cimport LLONG_MAX
 from libc.math cimport ceil, floor
 from libc.string cimport memset
 
@@ -16,6 +17,7 @@ from resilience._core._clock_c cimport read_now
 
 from resilience._core._validate import clock as check_clock
 from resilience._core._validate import count, outcome_counts, positive
+from resilience._core._window_py import COUNT_LIMIT
 from resilience._core._window_py import SLICE_LIMIT as _SLICE_LIMIT
 from resilience._core._window_py import default_buckets
 
@@ -220,6 +222,8 @@ cdef class TimeWindow(OutcomeWindow):
         cdef long long* slot
         with cython.critical_section(self):
             self._advance(t)
+            if c > LLONG_MAX - self._calls:
+                raise OverflowError(f"a window cannot count more than {COUNT_LIMIT} calls")
             slot = self._counts + 3 * _slice(self._epoch, self._buckets)
             slot[0] += c
             slot[1] += f

@@ -18,6 +18,7 @@ from ._validate import count, outcome_counts, positive
 FAILURE = 1
 SLOW = 2
 SLICE_LIMIT = 2.0**61
+COUNT_LIMIT = 2**63 - 1  # the compiled twin's signed 64-bit totals
 
 
 class CountWindow:
@@ -183,6 +184,8 @@ class TimeWindow:
         t = read_now(self._clock, now)
         with self._lock:
             self._advance(t)
+            if c > COUNT_LIMIT - self._calls:
+                raise OverflowError(f"a window cannot count more than {COUNT_LIMIT} calls")
             i = self._epoch % self._buckets
             self._calls_in[i] += c
             self._failures_in[i] += f
