@@ -117,13 +117,16 @@ _entries: ContextVar[tuple[tuple[object, Any], ...]] = ContextVar(
 
 def push_entry(owner: object, value: Any) -> None:
     """Remember ``value`` for the ``__exit__`` of ``owner``'s innermost block here."""
-    _entries.set((*_entries.get(), (owner, value)))
+    _entries.set(_entries.get() + ((owner, value),))
 
 
 def pop_entry(owner: object) -> Any:
     """The value ``push_entry`` kept for ``owner``'s innermost open block here."""
     entries = _entries.get()
-    for i in range(len(entries) - 1, -1, -1):
+    if entries and entries[-1][0] is owner:  # blocks nest: the innermost is the usual one
+        _entries.set(entries[:-1])
+        return entries[-1][1]
+    for i in range(len(entries) - 2, -1, -1):
         if entries[i][0] is owner:
             _entries.set(entries[:i] + entries[i + 1 :])
             return entries[i][1]
