@@ -117,7 +117,7 @@ _entries: ContextVar[tuple[tuple[object, Any], ...]] = ContextVar(
 
 def push_entry(owner: object, value: Any) -> None:
     """Remember ``value`` for the ``__exit__`` of ``owner``'s innermost block here."""
-    _entries.set(_entries.get() + ((owner, value),))
+    _entries.set((*_entries.get(), (owner, value)))
 
 
 def pop_entry(owner: object) -> Any:

@@ -12,6 +12,7 @@ here is run on ``load("cython")`` and ``load("python")`` and compared.
 from __future__ import annotations
 
 import math
+import sys
 from decimal import Decimal
 from fractions import Fraction
 
@@ -35,10 +36,21 @@ def outcome(call, ns):
     return ("returned", value)
 
 
+# The twins under test: both, or only the pure one with --no-c-extensions.
+IN_USE = ["cython", "python"]
+
+
+@pytest.fixture(autouse=True)
+def twins_in_use(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> None:
+    pure_only = request.config.getoption("--no-c-extensions")
+    monkeypatch.setattr(sys.modules[__name__], "IN_USE", ["python"] if pure_only else IN_USE)
+
+
 def on_both_twins(call):
     """Run ``call(ns)`` on the compiled and the pure twin; they must agree."""
-    compiled = outcome(call, load("cython"))
-    pure = outcome(call, load("python"))
+    results = {name: outcome(call, load(name)) for name in IN_USE}
+    pure = results["python"]
+    compiled = results.get("cython", pure)
     assert compiled == pure, f"compiled twin: {compiled!r}; pure twin: {pure!r}"
     return pure
 

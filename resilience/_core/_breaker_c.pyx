@@ -338,9 +338,13 @@ cdef class BreakerCore:
         cdef long long calls = self._window._calls
         if calls < self._minimum_calls:
             return False
-        if self._failure_rate > 0.0 and <double>self._window._failures / <double>calls >= self._failure_rate:
+        if self._failure_rate > 0.0 and (
+            <double>self._window._failures / <double>calls >= self._failure_rate
+        ):
             return True
-        return self._slow_call_rate > 0.0 and <double>self._window._slow / <double>calls >= self._slow_call_rate
+        return self._slow_call_rate > 0.0 and (
+            <double>self._window._slow / <double>calls >= self._slow_call_rate
+        )
 
     def release(self, generation=-1):
         """Give a permit back with no outcome (a half-open probe may be issued again)."""

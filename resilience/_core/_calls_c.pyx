@@ -17,10 +17,7 @@ from cpython.exc cimport PyErr_SetObject
 from cpython.object cimport PyObject
 from cpython.ref cimport Py_INCREF
 
-from resilience._core._breaker_c cimport BreakerCore
-from resilience._core._bucket_c cimport TokenBucket
 from resilience._core._clock_c cimport monotonic, read_now
-from resilience._core._counters_c cimport Counters
 from resilience._core._semaphore_c cimport SemaphoreCore
 from resilience._core._vectorcall_c cimport (
     PyObject_Vectorcall,

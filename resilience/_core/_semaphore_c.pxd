@@ -1,5 +1,6 @@
 cimport cython
 
+
 @cython.final
 cdef class SemaphoreCore:
     cdef Py_ssize_t _limit
