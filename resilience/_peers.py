@@ -252,14 +252,19 @@ def _circuitbreaker_open(ctx: Context, mode: str) -> dict[str, Any]:
     circuitbreaker = ctx.peer("circuitbreaker")
     # circuit(...) returns the breaker; decorating two functions shares it.
     breaker = circuitbreaker.circuit(failure_threshold=TRIP, recovery_timeout=HOUR)
+    return _opened(ctx, breaker, circuitbreaker.CircuitBreakerError, mode)
+
+
+def _opened(ctx: Context, decorator: Any, error: type[BaseException], mode: str) -> dict[str, Any]:
+    """A function behind ``decorator`` (a breaker), opened by failures through it."""
     if mode == "async":
-        _atrip(ctx, breaker(afailing))
-        g = breaker(af)
+        _atrip(ctx, decorator(afailing))
+        g = decorator(af)
     else:
-        _trip(breaker(failing))
-        g = breaker(f)
-    _rejects(ctx, g, circuitbreaker.CircuitBreakerError, mode)
-    return {"g": g, "E": circuitbreaker.CircuitBreakerError}
+        _trip(decorator(failing))
+        g = decorator(f)
+    _rejects(ctx, g, error, mode)
+    return {"g": g, "E": error}
 
 
 def aiobreaker_closed(ctx: Context) -> dict[str, Any]:
@@ -277,14 +282,7 @@ def aiobreaker_aclosed(ctx: Context) -> dict[str, Any]:
 def _aiobreaker_open(ctx: Context, mode: str) -> dict[str, Any]:
     aiobreaker = ctx.peer("aiobreaker")
     breaker = aiobreaker.CircuitBreaker(fail_max=TRIP, timeout_duration=timedelta(seconds=HOUR))
-    if mode == "async":
-        _atrip(ctx, breaker(afailing))
-        g = breaker(af)
-    else:
-        _trip(breaker(failing))
-        g = breaker(f)
-    _rejects(ctx, g, aiobreaker.CircuitBreakerError, mode)
-    return {"g": g, "E": aiobreaker.CircuitBreakerError}
+    return _opened(ctx, breaker, aiobreaker.CircuitBreakerError, mode)
 
 
 def purgatory_closed(ctx: Context) -> dict[str, Any]:
@@ -307,15 +305,10 @@ def _purgatory_open(ctx: Context, mode: str) -> dict[str, Any]:
     if mode == "async":
         factory = purgatory.AsyncCircuitBreakerFactory(default_threshold=TRIP, default_ttl=HOUR)
         ctx.run(factory.initialize())
-        _atrip(ctx, factory("bench")(afailing))
-        g = factory("bench")(af)
     else:
         factory = purgatory.SyncCircuitBreakerFactory(default_threshold=TRIP, default_ttl=HOUR)
         factory.initialize()
-        _trip(factory("bench")(failing))
-        g = factory("bench")(f)
-    _rejects(ctx, g, opened, mode)
-    return {"g": g, "E": opened}
+    return _opened(ctx, factory("bench"), opened, mode)
 
 
 # -- retries -------------------------------------------------------------------
