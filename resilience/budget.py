@@ -15,8 +15,9 @@ and is exhausted while its target quantile is above the threshold.
 from __future__ import annotations
 
 import math
+import sys
 import threading
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import asdict, dataclass
 
 from . import _core
@@ -127,24 +128,29 @@ class ErrorBudget:
 
     def record(self, ok: bool, n: int = 1) -> None:
         """Count ``n`` events, all good or all bad."""
-        events = n if type(n) is int and n >= 1 else count("n", n)
-        bad = 0 if ok else events
+        events = n if type(n) is int and 1 <= n <= sys.maxsize else count("n", n)
         now = read_now(self._clock, None)
+        if ok:  # a good event cannot exhaust the budget: nothing to judge
+            self._add(events, 0, now)
+            return
         with self._lock:
             # Exhausted by this record: not before it, at this time, and so after it.
             was_left = self._remaining(now) > 0.0
-            self._fine.add(events, bad, now=now)
-            if self._coarse is not None:
-                self._coarse.add(events, bad, now=now)
-            newly = was_left and bad > 0 and self._remaining(now) <= 0.0
+            self._add(events, events, now)
+            newly = was_left and self._remaining(now) <= 0.0
         if newly:
             notify(self._listeners, self)
 
+    def _add(self, events: int, bad: int, now: float) -> None:
+        self._fine.add(events, bad, now=now)
+        if self._coarse is not None:
+            self._coarse.add(events, bad, now=now)
+
     def _remaining(self, now: float) -> float:
-        total, bad, _ = self._whole.totals(now)
-        if total == 0:
-            return 1.0
-        return 1.0 - (bad / total) / (1.0 - self._slo)
+        return self._left(*self._whole.totals(now)[:2])
+
+    def _left(self, total: int, bad: int) -> float:
+        return 1.0 - (bad / total) / (1.0 - self._slo) if total else 1.0
 
     @property
     def remaining(self) -> float:
@@ -158,24 +164,23 @@ class ErrorBudget:
 
     def burn_rate(self, seconds: float) -> float:
         """How fast the last ``seconds`` spend the budget (1.0: exactly over the window)."""
-        span = positive("seconds", seconds)
+        return self.burn_rates(seconds)[0]
+
+    def burn_rates(self, *seconds: float) -> tuple[float, ...]:
+        """``burn_rate`` of each trailing span, all read at one moment."""
+        spans = [positive("seconds", s) for s in seconds]
+        now = read_now(self._clock, None)
+        return tuple(self._burn(span, now) for span in spans)
+
+    def _burn(self, span: float, now: float) -> float:
         ring = self._fine if span <= self._fine.duration or self._coarse is None else self._coarse
-        total, bad, _ = ring.trailing(span, now=read_now(self._clock, None))
+        total, bad, _ = ring.trailing(span, now=now)
         return (bad / total) / (1.0 - self._slo) if total else 0.0
 
     def alerts(self) -> list[BurnAlert]:
         """The alert rules firing now, in the order they were given."""
-        firing = []
-        for rule in self._rules:
-            long_rate = self.burn_rate(rule.long_window)
-            if long_rate < rule.burn_rate:
-                continue
-            short_rate = self.burn_rate(rule.short_window)
-            if short_rate >= rule.burn_rate:
-                firing.append(
-                    BurnAlert(**asdict(rule), long_burn_rate=long_rate, short_burn_rate=short_rate)
-                )
-        return firing
+        windows = {w for rule in self._rules for w in (rule.long_window, rule.short_window)}
+        return firing(self._rules, dict(zip(windows, self.burn_rates(*windows), strict=True)))
 
     def on_exhausted(
         self, callback: Callable[[ErrorBudget], object]
@@ -211,9 +216,8 @@ class ErrorBudget:
 
     @property
     def stats(self) -> ErrorBudgetStats:
-        now = read_now(self._clock, None)
-        total, bad, _ = self._whole.totals(now)
-        remaining = self._remaining(now)
+        total, bad, _ = self._whole.totals(read_now(self._clock, None))
+        remaining = self._left(total, bad)
         return ErrorBudgetStats(
             name=self._name,
             slo=self._slo,
@@ -232,6 +236,22 @@ class ErrorBudget:
 
     def __repr__(self) -> str:
         return f"<ErrorBudget name={self._name!r} slo={self._slo!r} remaining={self.remaining:.4f}>"
+
+
+def firing(rules: Iterable[AlertRule], rates: Mapping[float, float]) -> list[BurnAlert]:
+    """The rules whose long and short windows both burn at or above their rate.
+
+    ``rates`` maps each window (seconds) to its burn rate, measured at one moment.
+    """
+    return [
+        BurnAlert(
+            **asdict(rule),
+            long_burn_rate=rates[rule.long_window],
+            short_burn_rate=rates[rule.short_window],
+        )
+        for rule in rules
+        if min(rates[rule.long_window], rates[rule.short_window]) >= rule.burn_rate
+    ]
 
 
 def check_rules(rules: Iterable[AlertRule]) -> tuple[AlertRule, ...]:

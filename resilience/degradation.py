@@ -311,7 +311,7 @@ class DegradationManager:
         c = current_criticality() if criticality is None else Criticality.of(criticality)
         index = self._current()
         if index >= self._shed_from[c]:
-            self._shed.add(c)
+            self._shed.add(int(c))  # a plain int takes the counters' fast path
             raise LoadShedError(c.name, self._levels[index])
 
     def admission(

@@ -36,8 +36,6 @@ import math
 import socket
 import threading
 import time
-import urllib.error
-import urllib.request
 from collections.abc import Awaitable, Callable, Container, Iterable, Mapping, Sized
 from enum import Enum
 from typing import Any, TypeAlias
@@ -205,6 +203,8 @@ class HealthCheck:
         "_clock",
         "_failures",
         "_is_async",
+        "_isolated",
+        "_isolating",
         "_last_duration",
         "_last_error",
         "_listeners",
@@ -251,6 +251,8 @@ class HealthCheck:
         self._clock: Callable[[], float] = check_clock(clock) or time.monotonic
         self._is_async = _is_coroutine_function(probe)
         self._lock = threading.Lock()
+        self._isolating = threading.Lock()
+        self._isolated = False  # whether this check forced ``isolate`` open
         self._busy: _Run | None = None
         self._status = HealthStatus.UNKNOWN
         self._failures = 0
@@ -533,14 +535,30 @@ class HealthCheck:
     def _changed(self, old: HealthStatus, new: HealthStatus) -> None:
         isolate = self.isolate
         if isolate is not None:
-            try:
-                if new is HealthStatus.DOWN:
-                    isolate.force_open()
-                elif old is HealthStatus.DOWN:
-                    isolate.reset()
-            except Exception:
-                logger.exception("health check %r: isolating %r failed", self.name, isolate)
+            # Two changes can be announced at once (a timed-out run settling
+            # beside a new one): act on the status as it is now, one at a time,
+            # so the breaker ends forced open exactly while the check is DOWN.
+            with self._isolating:
+                down = self._status is HealthStatus.DOWN
+                try:
+                    if down and not self._isolated:
+                        isolate.force_open()
+                    elif not down and self._isolated:
+                        isolate.reset()
+                    self._isolated = down
+                except Exception:
+                    logger.exception("health check %r: isolating %r failed", self.name, isolate)
         notify(self._listeners, self.name, old, new)
+
+    def report(self) -> dict[str, Any]:
+        """``{"status", "error", "duration", "since"}``, JSON-serializable (see HealthChecker)."""
+        with self._lock:  # one run's figures together
+            return {
+                "status": self._status.value,
+                "error": _describe(self._last_error),
+                "duration": self._last_duration,
+                "since": self._since,
+            }
 
     def __repr__(self) -> str:
         return f"<HealthCheck {self.name!r} {self._status.value}>"
@@ -695,14 +713,7 @@ class HealthChecker:
         last changed, on the check's clock.
         """
         members = self._members(group)
-        entries: dict[str, Any] = {}
-        for check in members:
-            entries[check.name] = {
-                "status": check.status.value,
-                "error": _describe(check.last_error),
-                "duration": check.last_duration,
-                "since": check.since,
-            }
+        entries = {check.name: check.report() for check in members}
         status = HealthStatus.worst(*(entries[check.name]["status"] for check in members))
         return {"status": status.value, "checks": entries}
 
@@ -953,6 +964,9 @@ class http_probe:
         self.last_status: int | None = None
 
     def __call__(self) -> bool:
+        import urllib.error  # here, not at import: it pulls in http.client, ssl and email
+        import urllib.request
+
         request = urllib.request.Request(self.url, method="GET")
         try:
             with urllib.request.urlopen(request, timeout=self._timeout) as response:

@@ -109,7 +109,7 @@ class ResilienceManager:
             if existing is not None:
                 # Each setting asked for must be the one it was made with
                 # (or, if it was not given then, the constructor's default).
-                defaults = self._defaults(KINDS[kind])
+                defaults = defaults_of(KINDS[kind])
                 for key, value in settings.items():
                     made_with = existing.get(key, defaults.get(key, _NOT_A_PARAMETER))
                     if made_with is _NOT_A_PARAMETER or made_with != value:
@@ -119,19 +119,11 @@ class ResilienceManager:
                         )
             return policy
 
-    @staticmethod
-    def _defaults(cls: type[Any]) -> dict[str, Any]:
-        return {
-            p.name: p.default
-            for p in inspect.signature(cls).parameters.values()
-            if p.default is not inspect.Parameter.empty
-        }
-
     def _make(self, cls: type[Any], name: str, settings: dict[str, Any]) -> Any:
         arguments = dict(settings)
         if isinstance(arguments.get("backoff"), Mapping):
             arguments["backoff"] = make_backoff(arguments["backoff"])
-        parameters = inspect.signature(cls).parameters
+        parameters = parameters_of(cls)
         for key, value in (("clock", self._clock), ("sleep", self._sleep)):
             if key in parameters and key not in arguments and value is not None:
                 arguments[key] = value
@@ -208,6 +200,20 @@ class ResilienceManager:
         return f"<ResilienceManager {counts or 'empty'}>"
 
 
+def parameters_of(cls: type[Any]) -> Mapping[str, inspect.Parameter]:
+    """The constructor's parameters (``__init__``'s: Bulkhead's ``__new__`` takes anything)."""
+    return dict(list(inspect.signature(cls.__init__).parameters.items())[1:])
+
+
+def defaults_of(cls: type[Any]) -> dict[str, Any]:
+    """The constructor's default settings."""
+    return {
+        name: p.default
+        for name, p in parameters_of(cls).items()
+        if p.default is not inspect.Parameter.empty
+    }
+
+
 def kind_of(policy: Any) -> str:
     """The config key for ``policy``'s class (a subclass counts as its base)."""
     for kind, cls in KINDS.items():
@@ -219,11 +225,7 @@ def kind_of(policy: Any) -> str:
 def stats_of(policy: Any) -> Any:
     """What a snapshot shows of one policy."""
     if isinstance(policy, HealthCheck):
-        return {
-            "status": policy.status,
-            "error": None if policy.last_error is None else repr(policy.last_error),
-            "duration": policy.last_duration,
-        }
+        return policy.report()
     return policy.stats
 
 

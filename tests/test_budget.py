@@ -899,3 +899,16 @@ def test_latency_budget_bad_quantile(policy_impl, q, kind):
 def test_a_clock_reading_nan_is_named_as_the_clock(policy_impl, make):
     with pytest.raises(ValueError, match=r"clock\(\)"):
         make(lambda: math.nan)
+
+
+def test_burn_rates_are_read_at_one_moment_and_match_burn_rate(policy_impl):
+    clock = FakeClock()
+    budget = ErrorBudget(0.99, clock=clock)
+    budget.record(True, 90)
+    clock.advance(1800)
+    budget.record(False, 10)
+    rates = budget.burn_rates(300, 3600)
+    assert rates == (budget.burn_rate(300), budget.burn_rate(3600))
+    assert rates == pytest.approx((100.0, 10.0))
+    with pytest.raises(ValueError, match="seconds"):
+        budget.burn_rates(300, -1)

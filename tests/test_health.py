@@ -1219,3 +1219,35 @@ def test_the_public_names_are_exported():
     ):
         assert name in resilience.__all__
         assert getattr(resilience, name) is getattr(resilience.health, name)
+
+
+def test_isolation_follows_the_latest_status_when_changes_cross(policy_impl):
+    """A timed-out run's DOWN is still forcing the breaker open when a newer run
+    brings the check UP: the breaker must end closed, as the check is UP."""
+
+    class SlowBreaker(CircuitBreaker):
+        def force_open(self) -> None:
+            time.sleep(0.3)  # the announcing thread, preempted
+            super().force_open()
+
+    breaker = SlowBreaker("db")
+    hang = threading.Event()
+    hang.set()
+
+    def probe() -> bool:
+        if hang.is_set():
+            time.sleep(0.15)  # past the timeout, then it ends
+        return True
+
+    check = HealthCheck("db", probe, timeout=0.1, failure_threshold=1, isolate=breaker)
+    seen: list[tuple[str, str]] = []
+    check.on_change(lambda name, old, new: seen.append((old.value, new.value)))
+    first = threading.Thread(target=check.run)
+    first.start()
+    time.sleep(0.2)  # the hung probe has ended; its DOWN is being announced
+    hang.clear()
+    assert check.run() is HealthStatus.UP
+    first.join(GUARD)
+    assert check.status is HealthStatus.UP
+    assert breaker.state is CircuitState.CLOSED
+    assert seen == [("UNKNOWN", "DOWN"), ("DOWN", "UP")]

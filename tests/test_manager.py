@@ -552,8 +552,13 @@ def test_snapshot_of_a_down_health_check_and_an_empty_latency_budget(policy_impl
     snapshot = manager.snapshot()
     json.dumps(snapshot, allow_nan=False)
     assert snapshot["health_checks"]["cache"]["status"] == "DOWN"
-    assert snapshot["health_checks"]["fresh"] == {"status": "UNKNOWN", "error": None,
-                                                  "duration": None}
+    fresh = manager.policies("health_checks")["fresh"]
+    assert snapshot["health_checks"]["fresh"] == {
+        "status": "UNKNOWN",
+        "error": None,
+        "duration": None,
+        "since": fresh.since,
+    }  # the entry HealthChecker.report shows for it
     assert snapshot["latency_budgets"]["p50"]["observed"] is None
     assert snapshot["latency_budgets"]["p50"]["count"] == 0
 
@@ -647,3 +652,11 @@ def test_a_policy_registered_with_add_is_asked_for_without_settings(policy_impl)
     assert manager.circuit_breaker("outside") is breaker
     with pytest.raises(ValueError, match="add"):
         manager.circuit_breaker("outside", failure_threshold=2)
+
+
+def test_asking_again_for_a_bulkhead_with_a_default_returns_it(policy_impl):
+    manager = ResilienceManager()
+    bulkhead = manager.bulkhead("db", max_concurrent=5)
+    assert manager.bulkhead("db", max_concurrent=5, max_queue=0) is bulkhead
+    with pytest.raises(ValueError, match="max_queue=1"):
+        manager.bulkhead("db", max_queue=1)

@@ -24,6 +24,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metri
 from prometheus_client.registry import Collector
 
 from ..breaker import CircuitState
+from ..budget import firing
 from ..health import HealthChecker, HealthStatus
 from ..manager import KINDS, ResilienceManager, kind_of
 
@@ -170,9 +171,12 @@ class PrometheusCollector(Collector):
             windows = sorted(
                 {w for rule in budget.rules for w in (rule.long_window, rule.short_window)}
             )
-            for seconds in windows:
-                burn.add_metric([name, seconds_label(seconds)], budget.burn_rate(seconds))
-            firing = {(a.severity, a.long_window, a.short_window) for a in budget.alerts()}
+            rates = dict(zip(windows, budget.burn_rates(*windows), strict=True))  # one moment
+            for seconds, rate in rates.items():
+                burn.add_metric([name, seconds_label(seconds)], rate)
+            fired = {
+                (a.severity, a.long_window, a.short_window) for a in firing(budget.rules, rates)
+            }
             for rule in budget.rules:
                 key = (rule.severity, rule.long_window, rule.short_window)
                 alerts.add_metric(
@@ -182,7 +186,7 @@ class PrometheusCollector(Collector):
                         seconds_label(rule.long_window),
                         seconds_label(rule.short_window),
                     ],
-                    1.0 if key in firing else 0.0,
+                    1.0 if key in fired else 0.0,
                 )
         yield from (remaining, burn, alerts)
 
@@ -210,8 +214,9 @@ class PrometheusCollector(Collector):
             ["check", "status"],
         )
         for check in policies.get("health_checks", []):
+            now = check.status  # read once: exactly one status is 1
             for status in HealthStatus:
-                current = 1.0 if status is check.status else 0.0
+                current = 1.0 if status is now else 0.0
                 health.add_metric([check.name, status.value.lower()], current)
         yield health
 
