@@ -188,6 +188,17 @@ async def asleep_with(sleep: Callable[[float], Any] | None, seconds: float) -> N
         await asyncio.sleep(seconds)
 
 
+C = TypeVar("C", bound=Callable[..., object])
+
+
+def add_listener(listeners: list[C], callback: C) -> C:
+    """Append a listener after checking it can be called; returns it (for decorators)."""
+    if not callable(callback):
+        raise TypeError(f"callback must be callable, got {callback!r}")
+    listeners.append(callback)
+    return callback
+
+
 def notify(callbacks: list[Callable[..., object]], *args: object) -> None:
     """Call each listener; one that raises is logged and the others still run."""
     for callback in callbacks:

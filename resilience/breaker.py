@@ -25,6 +25,7 @@ from ._policy import (
     Policy,
     R,
     SyncEntry,
+    add_listener,
     check_callable,
     check_exception_types,
     check_name,
@@ -301,10 +302,7 @@ class CircuitBreaker(SyncEntry, Policy):
         self, callback: Callable[[CircuitBreaker, CircuitState, CircuitState], object]
     ) -> Callable[[CircuitBreaker, CircuitState, CircuitState], object]:
         """Call ``callback(breaker, old, new)`` on every change of state (usable as a decorator)."""
-        if not callable(callback):
-            raise TypeError(f"callback must be callable, got {callback!r}")
-        self._listeners.append(callback)
-        return callback
+        return add_listener(self._listeners, callback)
 
     def _transition(self, old: int, new: int) -> None:
         self._transitions.add(old * len(STATES) + new)

@@ -25,7 +25,7 @@ from ._core._clock_py import read_now
 from ._core._validate import clock as check_clock
 from ._core._validate import count, positive
 from ._core._validate import quantile as check_quantile
-from ._policy import check_name, notify
+from ._policy import add_listener, check_name, notify
 
 __all__ = [
     "ALERT_RULES",
@@ -186,10 +186,7 @@ class ErrorBudget:
         self, callback: Callable[[ErrorBudget], object]
     ) -> Callable[[ErrorBudget], object]:
         """Call ``callback(budget)`` each time a record exhausts the budget (a decorator too)."""
-        if not callable(callback):
-            raise TypeError(f"callback must be callable, got {callback!r}")
-        self._listeners.append(callback)
-        return callback
+        return add_listener(self._listeners, callback)
 
     def reset(self) -> None:
         """Forget every event."""
@@ -340,23 +337,31 @@ class LatencyBudget:
         with self._lock:
             self._sketch_at(now)[1].add(seconds)
 
-    def _current(self) -> _core.LatencySketch:
-        """The sketch of everything in the window."""
+    def _live(self) -> list[_core.LatencySketch]:
+        """The sketches of the slices within the window now."""
         if self._window is None:
-            return self._sketches[0]
+            return self._sketches
         now = read_now(self._clock, None)
-        merged = type(self._sketches[0])(self._sketches[0].relative_error)
         with self._lock:
             epoch, _ = self._sketch_at(now)
             n = len(self._sketches)
-            for i, sketch in enumerate(self._sketches):
-                if epoch - n < self._epochs[i] <= epoch:
-                    merged.merge(sketch)
+            return [
+                s
+                for s, e in zip(self._sketches, self._epochs, strict=True)
+                if epoch - n < e <= epoch
+            ]
+
+    def _current(self) -> _core.LatencySketch:
+        """One sketch of everything in the window."""
+        if self._window is None:
+            return self._sketches[0]
+        merged = type(self._sketches[0])(self._sketches[0].relative_error)
+        for sketch in self._live():
+            merged.merge(sketch)
         return merged
 
     def quantile(self, q: float) -> float:
         """The latency at quantile ``q`` of what was recorded (NaN before any record)."""
-        check_quantile("q", q)
         return float(self._current().quantile(q))
 
     @property
@@ -367,7 +372,7 @@ class LatencyBudget:
     @property
     def count(self) -> int:
         """How many latencies are in the window."""
-        return int(self._current().count)
+        return sum(sketch.count for sketch in self._live())
 
     @property
     def threshold(self) -> float:

@@ -33,7 +33,7 @@ from typing import Any
 from . import _core
 from ._core._validate import clock as check_clock
 from ._core._validate import non_negative, positive
-from ._policy import P, R, logger, notify
+from ._policy import P, R, add_listener, logger, notify
 from .errors import LoadShedError
 
 __all__ = ["Criticality", "DegradationManager", "current_criticality", "request_criticality"]
@@ -229,10 +229,7 @@ class DegradationManager:
 
     def on_change(self, callback: Callable[[str, str], object]) -> Callable[[str, str], object]:
         """Call ``callback(old, new)`` on every change of level (usable as a decorator)."""
-        if not callable(callback):
-            raise TypeError(f"callback must be callable, got {callback!r}")
-        self._listeners.append(callback)
-        return callback
+        return add_listener(self._listeners, callback)
 
     # -- features ----------------------------------------------------------------
 

@@ -42,7 +42,7 @@ from typing import Any, TypeAlias
 
 from ._core._validate import clock as check_clock
 from ._core._validate import count, non_negative, number, optional, positive
-from ._policy import NEVER_FAILURES, logger, notify
+from ._policy import NEVER_FAILURES, add_listener, logger, notify
 from .breaker import CircuitBreaker
 from .errors import TimeoutExceeded
 
@@ -323,10 +323,7 @@ class HealthCheck:
 
         A callback that raises is logged; the others still run.
         """
-        if not callable(callback):
-            raise TypeError(f"callback must be callable, got {callback!r}")
-        self._listeners.append(callback)
-        return callback
+        return add_listener(self._listeners, callback)
 
     # -- running -------------------------------------------------------------------
 
@@ -728,10 +725,7 @@ class HealthChecker:
         as a decorator; a callback that raises is logged and the others still
         run.
         """
-        if not callable(callback):
-            raise TypeError(f"callback must be callable, got {callback!r}")
-        self._listeners.append(callback)
-        return callback
+        return add_listener(self._listeners, callback)
 
     def _changed(self, name: str, old: HealthStatus, new: HealthStatus) -> None:
         notify(self._listeners, name, old, new)
