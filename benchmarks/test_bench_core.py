@@ -155,3 +155,10 @@ def test_time_window_trailing(run_sync: Run, impl: SimpleNamespace) -> None:
     window = impl.TimeWindow(21600.0, 360)
     window.add(10, 1)
     run_sync("w.trailing(300.0)", w=window)
+
+
+@pytest.mark.benchmark(group="LatencyWindow.add(), 60 s in 6 slices")
+def test_latency_window_add(run_sync: Run, impl: SimpleNamespace) -> None:
+    window = impl.LatencyWindow(60.0)
+    run_sync("w.add(0.0123)", w=window)
+    assert window.count() > 0

@@ -282,8 +282,8 @@ class LatencyBudget:
 
     Latencies go into a ``LatencySketch`` whose quantiles are within
     ``relative_error`` of the exact ones (the sorted sample at 0-based rank
-    ``floor(q * (n - 1))``). With ``window`` seconds, the sketch is split into
-    ``buckets`` time slices and a query merges the slices of the last
+    ``floor(q * (n - 1))``). With ``window`` seconds, a ``LatencyWindow``
+    keeps ``buckets`` time slices and a query merges the slices of the last
     ``window`` seconds (whole slices, the current one included); memory is
     ``buckets`` sketches of about 13.6 KiB each at 1% (and one more,
     briefly, per query).
@@ -307,58 +307,31 @@ class LatencyBudget:
         if window is None:
             slices = 1  # all time: one sketch
         self._name = check_name(name)
-        self._clock = check_clock(clock)
-        LatencySketch = _core.SELECTED.LatencySketch
-        self._sketches: list[_core.LatencySketch] = [
-            LatencySketch(relative_error) for _ in range(slices)
-        ]
-        self._width = self._window / slices if self._window is not None else math.inf
-        self._epochs = [0] * slices
-        self._latest = -math.inf  # time never runs backwards here
-        self._lock = threading.Lock()
-
-    def _sketch_at(self, now: float) -> tuple[int, _core.LatencySketch]:
-        # The current slice number, and its sketch emptied if it held an older slice.
-        self._latest = max(self._latest, now)
-        epoch = math.floor(self._latest / self._width)
-        i = epoch % len(self._sketches)
-        sketch = self._sketches[i]
-        if self._epochs[i] != epoch:
-            sketch.clear()
-            self._epochs[i] = epoch
-        return epoch, sketch
+        clock = check_clock(clock)  # the window reads it; checked without one too
+        # All time: one sketch; a window: the compiled window of sketches.
+        self._sketch: _core.LatencySketch | None = None
+        self._slices: _core.LatencyWindow | None = None
+        if self._window is None:
+            self._sketch = _core.SELECTED.LatencySketch(relative_error)
+            self._record = self._sketch.add
+            self._relative_error = self._sketch.relative_error
+        else:
+            self._slices = _core.SELECTED.LatencyWindow(
+                self._window, slices, relative_error, clock=clock
+            )
+            self._record = self._slices.add
+            self._relative_error = self._slices.relative_error
 
     def record(self, seconds: float) -> None:
         """Count one latency, in seconds (>= 0, finite)."""
-        if self._window is None:
-            self._sketches[0].add(seconds)
-            return
-        now = read_now(self._clock, None)
-        with self._lock:
-            self._sketch_at(now)[1].add(seconds)
-
-    def _live(self) -> list[_core.LatencySketch]:
-        """The sketches of the slices within the window now."""
-        if self._window is None:
-            return self._sketches
-        now = read_now(self._clock, None)
-        with self._lock:
-            epoch, _ = self._sketch_at(now)
-            n = len(self._sketches)
-            return [
-                s
-                for s, e in zip(self._sketches, self._epochs, strict=True)
-                if epoch - n < e <= epoch
-            ]
+        self._record(seconds)
 
     def _current(self) -> _core.LatencySketch:
         """One sketch of everything in the window."""
-        if self._window is None:
-            return self._sketches[0]
-        merged = type(self._sketches[0])(self._sketches[0].relative_error)
-        for sketch in self._live():
-            merged.merge(sketch)
-        return merged
+        if self._sketch is not None:
+            return self._sketch
+        assert self._slices is not None
+        return self._slices.sketch()
 
     def quantile(self, q: float) -> float:
         """The latency at quantile ``q`` of what was recorded (NaN before any record)."""
@@ -372,7 +345,10 @@ class LatencyBudget:
     @property
     def count(self) -> int:
         """How many latencies are in the window."""
-        return sum(sketch.count for sketch in self._live())
+        if self._slices is not None:
+            return self._slices.count()
+        assert self._sketch is not None
+        return self._sketch.count
 
     @property
     def threshold(self) -> float:
@@ -384,7 +360,7 @@ class LatencyBudget:
 
     @property
     def relative_error(self) -> float:
-        return float(self._sketches[0].relative_error)
+        return self._relative_error
 
     @property
     def window(self) -> float | None:

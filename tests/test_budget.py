@@ -55,7 +55,8 @@ def test_runs_on_the_twin_under_test(policy_impl):
     b = ErrorBudget(0.99, clock=FakeClock())
     assert all(type(ring) is policy_impl.TimeWindow for ring in (b._fine, b._coarse))
     lb = LatencyBudget(1.0, window=60.0, clock=FakeClock())
-    assert all(type(s) is policy_impl.LatencySketch for s in lb._sketches)
+    assert type(lb._slices) is policy_impl.LatencyWindow
+    assert type(LatencyBudget(1.0)._sketch) is policy_impl.LatencySketch
 
 
 # -- ErrorBudget formulas ------------------------------------------------------------------

@@ -1608,3 +1608,81 @@ def test_time_window_add_and_trailing(
         if totals[0] < last[0] and name != "reset":
             event("time window evicted")
         last = compare(label)
+
+
+# -- LatencyWindow ------------------------------------------------------------------------
+
+LATENCY_WINDOW_NAMES = weighted(
+    (["add"], 10),
+    (["advance", "quantile", "count"], 3),
+    (["clear"], 1),
+)
+
+
+@st.composite
+def latency_window_op(draw: st.DrawFn) -> Op:
+    name = draw(LATENCY_WINDOW_NAMES)
+    if name == "add":
+        return (name, draw(SKETCH_VALUES), draw(SKETCH_NS), draw(WHENS))
+    if name == "advance":
+        return (name, draw(st.floats(0.0, 3.0) | st.sampled_from([0.999, 1.0, 7.0, 100.0])))
+    if name == "quantile":
+        return (name, draw(QUANTILES), draw(WHENS))
+    if name == "count":
+        return (name, draw(WHENS))
+    return (name,)
+
+
+@given(
+    config=window_configs(),
+    a=SKETCH_ERRORS,
+    ops=st.lists(latency_window_op(), min_size=5, max_size=40),
+)
+def test_latency_window(
+    twins: Twins, config: tuple[Any, Any, float], a: Any, ops: list[Op]
+) -> None:
+    duration, buckets, start = config
+    slices = 6 if buckets is None else buckets
+
+    def make(ns: SimpleNamespace, clock: Any) -> Any:
+        return ns.LatencyWindow(duration, slices, a, clock=clock)
+
+    pair = build("LatencyWindow", make, twins, start)
+    if pair is None:
+        event("LatencyWindow: both raised")
+        return
+    width = pair.get("start", "width")
+
+    def compare(label: str) -> None:
+        for prop in ("width", "duration", "buckets", "relative_error"):
+            pair.get(label, prop)
+        pair.check_repr(label)
+        pair.call(label, "count", now=PAST)
+        merged = (pair.c.sketch(now=PAST), pair.p.sketch(now=PAST))
+        for q in GRID:
+            expect_same(f"{label}: sketch().quantile({q})", *(m.quantile(q) for m in merged))
+        expect_same(f"{label}: sketch().count", *(m.count for m in merged))
+        expect_same(f"{label}: sketch().sum", *(m.sum for m in merged))
+
+    compare("start")
+    for i, op in enumerate(ops):
+        label = f"step {i} {op!r}"
+        name = op[0]
+        if name == "add":
+            _, value, n, when = op
+            kwargs = when_kwargs(when, pair, width)
+            if n[0] == "omit":
+                pair.call(label, "add", value, **kwargs)
+            elif n[0] == "kw":
+                pair.call(label, "add", value, n=n[1], **kwargs)
+            else:
+                pair.call(label, "add", value, n[1], **kwargs)
+        elif name == "advance":
+            pair.advance(label, op[1] * width)
+        elif name == "quantile":
+            pair.call(label, "quantile", op[1], **when_kwargs(op[2], pair, width))
+        elif name == "count":
+            pair.call(label, "count", **when_kwargs(op[1], pair, width))
+        else:
+            pair.call(label, name)
+        compare(label)

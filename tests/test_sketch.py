@@ -16,6 +16,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from resilience.testing import FakeClock
+
 MIN_VALUE = 1e-9
 MAX_VALUE = 1e6
 # The bound holds up to the rounding of log() at a bucket's edge: a value that
@@ -521,3 +523,109 @@ def test_counts_beyond_64_bits_are_refused_by_both_twins(impl):
     with pytest.raises(OverflowError):
         sketch.merge(other)
     assert sketch.count == 2 * sys.maxsize
+
+
+# -- LatencyWindow ----------------------------------------------------------------------
+
+
+def test_window_quantiles_are_those_of_the_values_in_the_live_slices(impl):
+    clock = FakeClock()
+    window = impl.LatencyWindow(60.0, 6, clock=clock)  # 10-second slices
+    rng = random.Random(7)
+    recorded: list[tuple[float, float]] = []
+    for _ in range(3000):
+        value = rng.lognormvariate(-3, 1)
+        window.add(value)
+        recorded.append((clock(), value))
+        clock.advance(rng.random() * 0.1)
+    epoch = math.floor(clock() / 10.0)
+    live = sorted(v for t, v in recorded if epoch - 6 < math.floor(t / 10.0) <= epoch)
+    assert window.count() == len(live) < len(recorded)
+    expected = impl.LatencySketch()
+    for value in live:
+        expected.add(value)
+    for q in (0.0, 0.1, 0.5, 0.9, 0.99, 1.0):
+        assert window.quantile(q) == expected.quantile(q)
+        exact = live[math.floor(q * (len(live) - 1))]
+        assert abs(window.quantile(q) - exact) <= 0.01 * exact * (1 + 1e-12)
+
+
+def test_window_forgets_slices_as_time_passes_and_never_runs_backwards(impl):
+    clock = FakeClock()
+    window = impl.LatencyWindow(30.0, 3, clock=clock)  # 10-second slices
+    window.add(1.0)
+    clock.advance(10.0)
+    window.add(2.0, 3)
+    assert window.count() == 4
+    clock.advance(20.0)  # the first slice is now out of the window
+    assert window.count() == 3
+    assert window.quantile(0.0) == 2.0
+    window.add(5.0, now=-100.0)  # a reading from the past counts as the latest time
+    assert window.count() == 4
+    assert window.quantile(1.0) == 5.0
+    clock.advance(30.0)
+    assert window.count() == 0
+    assert math.isnan(window.quantile(0.5))
+
+
+def test_window_sketch_is_an_independent_copy_and_clear_empties(impl):
+    window = impl.LatencyWindow(10.0, clock=FakeClock())
+    window.add(0.25, 4)
+    copy = window.sketch()
+    assert type(copy) is impl.LatencySketch
+    assert (copy.count, copy.sum, copy.min, copy.max) == (4, 1.0, 0.25, 0.25)
+    copy.add(9.0)
+    assert window.count() == 4
+    window.clear()
+    assert window.count() == 0 and window.sketch().count == 0
+    assert (window.duration, window.buckets, window.width) == (10.0, 6, 10.0 / 6)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "kind", "argument"),
+    [
+        ({"duration": 0.0}, ValueError, "duration"),
+        ({"duration": math.inf}, ValueError, "duration"),
+        ({"duration": "60"}, TypeError, "duration"),
+        ({"duration": 60.0, "buckets": 0}, ValueError, "buckets"),
+        ({"duration": 60.0, "buckets": 2.0}, TypeError, "buckets"),
+        ({"duration": 60.0, "relative_error": 0.0}, ValueError, "relative_error"),
+        ({"duration": 60.0, "clock": 5}, TypeError, "clock"),
+    ],
+)
+def test_window_bad_construction_names_the_argument(impl, kwargs, kind, argument):
+    with pytest.raises(kind, match=argument):
+        impl.LatencyWindow(**kwargs)
+
+
+@pytest.mark.parametrize(
+    ("call", "kind", "argument"),
+    [
+        (lambda w: w.add(-1.0), ValueError, "value"),
+        (lambda w: w.add(math.nan), ValueError, "value"),
+        (lambda w: w.add(1.0, 0), ValueError, "n"),
+        (lambda w: w.add(1.0, now=math.inf), ValueError, "now"),
+        (lambda w: w.quantile(1.5), ValueError, "q"),
+        (lambda w: w.count(now="later"), TypeError, "now"),
+    ],
+)
+def test_window_bad_input_names_the_argument(impl, call, kind, argument):
+    window = impl.LatencyWindow(60.0, clock=FakeClock())
+    with pytest.raises(kind, match=argument):
+        call(window)
+    assert window.count() == 0
+
+
+def test_window_threads_lose_no_count(impl):
+    window = impl.LatencyWindow(3600.0)
+
+    def work() -> None:
+        for i in range(2000):
+            window.add(0.001 * (1 + i % 100))
+
+    threads = [threading.Thread(target=work) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert window.count() == 8000

@@ -22,7 +22,7 @@ CLASSES = {
     "_calls": ("BreakerCall", "BulkheadCall", "BulkheadGate", "LimiterCall", "RetryCall"),
     "_counters": ("Counters",),
     "_semaphore": ("SemaphoreCore",),
-    "_sketch": ("LatencySketch",),
+    "_sketch": ("LatencySketch", "LatencyWindow"),
     "_window": ("CountWindow", "TimeWindow"),
 }
 SUFFIXES = {"cython": "_c", "python": "_py"}
@@ -59,7 +59,7 @@ if TYPE_CHECKING:
     from ._breaker_py import BreakerCore
     from ._bucket_py import TokenBucket
     from ._semaphore_py import SemaphoreCore
-    from ._sketch_py import LatencySketch
+    from ._sketch_py import LatencySketch, LatencyWindow
     from ._window_py import CountWindow, TimeWindow
 
     IMPLEMENTATION: str
@@ -69,6 +69,7 @@ else:
     TokenBucket = SELECTED.TokenBucket
     SemaphoreCore = SELECTED.SemaphoreCore
     LatencySketch = SELECTED.LatencySketch
+    LatencyWindow = SELECTED.LatencyWindow
     CountWindow = SELECTED.CountWindow
     TimeWindow = SELECTED.TimeWindow
 
@@ -85,6 +86,7 @@ __all__ = [
     "BreakerCore",
     "CountWindow",
     "LatencySketch",
+    "LatencyWindow",
     "SemaphoreCore",
     "TimeWindow",
     "TokenBucket",

@@ -12,10 +12,14 @@ from __future__ import annotations
 
 import math
 import threading
+from collections.abc import Callable
 
-from ._validate import count, non_negative_finite
+from ._clock_py import read_now
+from ._validate import clock as check_clock
+from ._validate import count, non_negative_finite, positive
 from ._validate import quantile as check_quantile
 from ._validate import relative_error as check_relative_error
+from ._window_py import slice_of
 
 # Values below this count as 0 (no clock resolves them); values above it count
 # as it. In seconds, a nanosecond and eleven and a half days.
@@ -82,18 +86,22 @@ class LatencySketch:
         v = non_negative_finite("value", value)
         times = count("n", n)
         with self._lock:
-            if times > COUNT_LIMIT - self._count:
-                raise OverflowError(f"the sketch cannot count more than {COUNT_LIMIT} values")
-            if v < MIN_VALUE:
-                self._zeros += times
-            else:
-                self._counts[self._index(v)] += times
-            self._count += times
-            self._sum += v * times
-            if v < self._min:
-                self._min = v
-            if v > self._max:
-                self._max = v
+            self._add(v, times)
+
+    def _add(self, v: float, times: int) -> None:
+        """Under the lock (or the owning window's): count a checked value."""
+        if times > COUNT_LIMIT - self._count:
+            raise OverflowError(f"the sketch cannot count more than {COUNT_LIMIT} values")
+        if v < MIN_VALUE:
+            self._zeros += times
+        else:
+            self._counts[self._index(v)] += times
+        self._count += times
+        self._sum += v * times
+        if v < self._min:
+            self._min = v
+        if v > self._max:
+            self._max = v
 
     def quantile(self, q: float) -> float:
         """The value at rank ``floor(q * (n - 1))``; NaN when nothing was added."""
@@ -186,3 +194,118 @@ class LatencySketch:
             f" min={self._min!r} max={self._max!r}>"
         )
 
+
+class LatencyWindow:
+    """A ``LatencySketch`` of the last ``duration`` seconds, kept in ``buckets`` time slices.
+
+    A value lands in the slice ``floor(now / width)``; a query merges the
+    slices of the last ``duration`` seconds (whole slices, the current one
+    included). A reading from the past counts as the latest time seen.
+    Memory is ``buckets`` sketches, fixed when the window is made.
+    """
+
+    __slots__ = (
+        "_buckets",
+        "_clock",
+        "_duration",
+        "_epochs",
+        "_latest",
+        "_lock",
+        "_slots",
+        "_width",
+    )
+
+    def __init__(
+        self,
+        duration: float,
+        buckets: int = 6,
+        relative_error: float = 0.01,
+        *,
+        clock: Callable[[], float] | None = None,
+    ) -> None:
+        self._duration = positive("duration", duration)
+        self._buckets = count("buckets", buckets)
+        self._slots = [LatencySketch(relative_error) for _ in range(self._buckets)]
+        self._width = self._duration / self._buckets
+        self._clock = check_clock(clock)
+        self._lock = threading.Lock()
+        self._latest = slice_of(read_now(self._clock, None), self._width)
+        self._epochs = [self._latest - self._buckets] * self._buckets  # all expired
+
+    def _advance(self, now: float) -> int:
+        """Under the lock: the current slice number; time never runs backwards."""
+        epoch = slice_of(now, self._width)
+        if epoch > self._latest:
+            self._latest = epoch
+        return self._latest
+
+    def add(self, value: float, n: int = 1, now: float | None = None) -> None:
+        """Count ``value`` (>= 0, finite) ``n`` times at ``now``."""
+        v = non_negative_finite("value", value)
+        times = count("n", n)
+        t = read_now(self._clock, now)
+        with self._lock:
+            epoch = self._advance(t)
+            i = epoch % self._buckets
+            slot = self._slots[i]
+            if self._epochs[i] != epoch:  # the slot held a slice now out of the window
+                slot._clear()
+                self._epochs[i] = epoch
+            slot._add(v, times)
+
+    def sketch(self, now: float | None = None) -> LatencySketch:
+        """A new sketch of every value within the window at ``now``."""
+        t = read_now(self._clock, now)
+        merged = LatencySketch(self._slots[0].relative_error)
+        with self._lock:
+            epoch = self._advance(t)
+            for slot, slice_epoch in zip(self._slots, self._epochs, strict=True):
+                if epoch - self._buckets < slice_epoch <= epoch:
+                    merged.merge(slot)
+        return merged
+
+    def quantile(self, q: float, now: float | None = None) -> float:
+        """``quantile(q)`` of the values within the window at ``now``."""
+        check_quantile("q", q)
+        return self.sketch(now).quantile(q)
+
+    def count(self, now: float | None = None) -> int:
+        """How many values are within the window at ``now``."""
+        t = read_now(self._clock, now)
+        with self._lock:
+            epoch = self._advance(t)
+            return sum(
+                slot.count
+                for slot, slice_epoch in zip(self._slots, self._epochs, strict=True)
+                if epoch - self._buckets < slice_epoch <= epoch
+            )
+
+    def clear(self) -> None:
+        """Forget every value."""
+        with self._lock:
+            for i, slot in enumerate(self._slots):
+                slot._clear()
+                self._epochs[i] = self._latest - self._buckets
+
+    @property
+    def duration(self) -> float:
+        return self._duration
+
+    @property
+    def buckets(self) -> int:
+        return self._buckets
+
+    @property
+    def width(self) -> float:
+        """Seconds per slice."""
+        return self._width
+
+    @property
+    def relative_error(self) -> float:
+        return self._slots[0].relative_error
+
+    def __repr__(self) -> str:
+        return (
+            f"<LatencyWindow duration={self._duration!r} buckets={self._buckets}"
+            f" relative_error={self.relative_error!r}>"
+        )

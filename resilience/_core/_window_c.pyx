@@ -10,15 +10,15 @@ cimport cython
 from cpython.mem cimport PyMem_Calloc, PyMem_Free, PyMem_Malloc
 from cpython.pyport cimport PY_SSIZE_T_MAX
 from libc.limits cimport LLONG_MAX
-from libc.math cimport ceil, floor
+from libc.math cimport ceil
 from libc.string cimport memset
 
 from resilience._core._clock_c cimport read_now
+from resilience._core._slices_c cimport slice_of, slot_of
 
 from resilience._core._validate import clock as check_clock
 from resilience._core._validate import count, outcome_counts, positive
 from resilience._core._window_py import COUNT_LIMIT
-from resilience._core._window_py import SLICE_LIMIT as _SLICE_LIMIT
 from resilience._core._window_py import default_buckets
 
 cdef enum:
@@ -26,19 +26,7 @@ cdef enum:
     SLOW = 2
 
 
-cdef double SLICE_LIMIT = _SLICE_LIMIT
 cdef object MAX_COUNT = PY_SSIZE_T_MAX
-
-
-cdef inline long long _slice_of(double now, double width) noexcept:
-    # Clamped so that slice numbers and their differences fit a C int64.
-    return <long long>floor(min(max(now / width, -SLICE_LIMIT), SLICE_LIMIT))
-
-
-cdef inline Py_ssize_t _slice(long long epoch, Py_ssize_t buckets) noexcept:
-    """``epoch % buckets`` with Python's sign (C's % keeps the dividend's)."""
-    cdef Py_ssize_t i = epoch % buckets
-    return i + buckets if i < 0 else i
 
 
 cdef class OutcomeWindow:
@@ -152,7 +140,7 @@ cdef class TimeWindow(OutcomeWindow):
         self._buckets = n
         self._width = self._duration / n
         self._clear()
-        self._epoch = _slice_of(read_now(self._clock, None), self._width)
+        self._epoch = slice_of(read_now(self._clock, None), self._width)
 
     def __dealloc__(self):
         PyMem_Free(self._counts)
@@ -162,7 +150,7 @@ cdef class TimeWindow(OutcomeWindow):
         memset(self._counts, 0, 3 * self._buckets * sizeof(long long))
 
     cdef void _advance(self, double now) noexcept:
-        cdef long long epoch = _slice_of(now, self._width)
+        cdef long long epoch = slice_of(now, self._width)
         cdef long long steps = epoch - self._epoch
         cdef long long e
         cdef long long* slot
@@ -172,7 +160,7 @@ cdef class TimeWindow(OutcomeWindow):
             self._clear()
         else:
             for e in range(self._epoch + 1, epoch + 1):
-                slot = self._counts + 3 * _slice(e, self._buckets)
+                slot = self._counts + 3 * slot_of(e, self._buckets)
                 self._calls -= slot[0]
                 self._failures -= slot[1]
                 self._slow -= slot[2]
@@ -183,7 +171,7 @@ cdef class TimeWindow(OutcomeWindow):
 
     cdef void _record(self, double now, bint failure, bint slow) noexcept:
         self._advance(now)
-        cdef long long* slot = self._counts + 3 * _slice(self._epoch, self._buckets)
+        cdef long long* slot = self._counts + 3 * slot_of(self._epoch, self._buckets)
         slot[0] += 1
         self._calls += 1
         if failure:
@@ -224,7 +212,7 @@ cdef class TimeWindow(OutcomeWindow):
             self._advance(t)
             if c > LLONG_MAX - self._calls:
                 raise OverflowError(f"a window cannot count more than {COUNT_LIMIT} calls")
-            slot = self._counts + 3 * _slice(self._epoch, self._buckets)
+            slot = self._counts + 3 * slot_of(self._epoch, self._buckets)
             slot[0] += c
             slot[1] += f
             slot[2] += s
@@ -249,7 +237,7 @@ cdef class TimeWindow(OutcomeWindow):
             if slices >= self._buckets:
                 return self._calls, self._failures, self._slow
             for e in range(self._epoch - <long long>ceil(slices) + 1, self._epoch + 1):
-                slot = self._counts + 3 * _slice(e, self._buckets)
+                slot = self._counts + 3 * slot_of(e, self._buckets)
                 calls += slot[0]
                 failures += slot[1]
                 slow += slot[2]

@@ -134,8 +134,7 @@ class TimeWindow:
         self._slow = 0
 
     def _slice_of(self, now: float) -> int:
-        # Clamped so that slice numbers and their differences fit a C int64.
-        return math.floor(min(max(now / self._width, -SLICE_LIMIT), SLICE_LIMIT))
+        return slice_of(now, self._width)
 
     def _advance(self, now: float) -> None:
         epoch = self._slice_of(now)
@@ -245,6 +244,12 @@ class TimeWindow:
             f"<TimeWindow duration={self._duration!r} buckets={self._buckets}"
             f" calls={self._calls} failures={self._failures} slow_calls={self._slow}>"
         )
+
+
+def slice_of(now: float, width: float) -> int:
+    """The slice ``now`` falls in: ``floor(now / width)``, clamped so that slice
+    numbers and their differences fit a C int64."""
+    return math.floor(min(max(now / width, -SLICE_LIMIT), SLICE_LIMIT))
 
 
 def default_buckets(duration: float) -> int:
