@@ -1233,10 +1233,12 @@ def test_isolation_follows_the_latest_status_when_changes_cross(policy_impl):
     breaker = SlowBreaker("db")
     hang = threading.Event()
     hang.set()
+    ended = threading.Event()
 
     def probe() -> bool:
         if hang.is_set():
             time.sleep(0.15)  # past the timeout, then it ends
+            ended.set()
         return True
 
     check = HealthCheck("db", probe, timeout=0.1, failure_threshold=1, isolate=breaker)
@@ -1244,7 +1246,10 @@ def test_isolation_follows_the_latest_status_when_changes_cross(policy_impl):
     check.on_change(lambda name, old, new: seen.append((old.value, new.value)))
     first = threading.Thread(target=check.run)
     first.start()
-    time.sleep(0.2)  # the hung probe has ended; its DOWN is being announced
+    assert ended.wait(GUARD)  # the hung probe has ended; its DOWN is being announced
+    deadline = time.monotonic() + GUARD
+    while check.running and time.monotonic() < deadline:
+        time.sleep(0.001)  # until its run has let go of the check
     hang.clear()
     assert check.run() is HealthStatus.UP
     first.join(GUARD)
