@@ -79,19 +79,24 @@ COMMANDS: dict[
 }
 
 
-def parser() -> argparse.ArgumentParser:
+def parser(chosen: str | None = None) -> argparse.ArgumentParser:
+    """The command line; with ``chosen``, only that command's arguments are added."""
     top = argparse.ArgumentParser(prog="python -m resilience", description=__doc__)
     commands = top.add_subparsers(dest="command", required=True)
     for name, (help_text, handler, add_arguments) in COMMANDS.items():
         sub = commands.add_parser(name, help=help_text, description=help_text)
-        if add_arguments is not None:
+        # Only the command being run gets its arguments: adding them imports
+        # its module, which `info` has no need of.
+        if add_arguments is not None and (chosen is None or name == chosen):
             add_arguments(sub)
         sub.set_defaults(handler=handler)
     return top
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = parser().parse_args(argv)
+    arguments = sys.argv[1:] if argv is None else list(argv)
+    chosen = next((a for a in arguments if not a.startswith("-")), None)
+    args = parser(chosen).parse_args(arguments)
     handler: Callable[[argparse.Namespace], int] = args.handler
     return handler(args)
 
