@@ -1,13 +1,15 @@
 """Fixtures of the pytest-benchmark suite (``python -m pytest benchmarks --benchmark-only``).
 
-How a figure is taken, the same for sync and async rows: each benchmark
-round runs one statement ``BATCH`` (1000) times in a loop compiled into one
-function (an ``async def`` driven by ``loop.run_until_complete`` for async
-rows; one event loop serves the whole session). pytest-benchmark times
-rounds, so **a round's time in microseconds is the cost of one operation in
-nanoseconds** (loop overhead included, as it is in the ``bare`` rows:
-``f()`` and ``await af()`` in the same kind of loop, group ``baseline``).
-Tables are in microseconds unless ``--benchmark-time-unit`` says otherwise.
+How a figure is taken, the same for sync and async rows and the same as in
+``python -m resilience bench``: each benchmark round is one call of a batch
+function from ``resilience._tools.timing``, which runs one statement
+``BATCH`` (1000) times in a loop compiled into one function (an ``async
+def`` driven by ``run_until_complete`` on the one event loop for async
+rows). pytest-benchmark times rounds, so **a round's time in microseconds is
+the cost of one operation in nanoseconds** (loop overhead included, as it is
+in the ``bare`` rows: ``f()`` and ``await af()`` in the same kind of loop,
+group ``baseline``). Tables are in microseconds unless
+``--benchmark-time-unit`` says otherwise.
 
 Every benchmark that takes ``impl`` runs on both twins, ``[cython]`` and
 ``[python]``; the compiled one fails (it does not skip) when the extension
@@ -16,9 +18,7 @@ did not build. Policies built while ``policies`` is active run on that twin.
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import Callable, Iterator
-from textwrap import indent
+from collections.abc import Callable
 from types import SimpleNamespace
 from typing import Any
 
@@ -26,8 +26,8 @@ import pytest
 
 from resilience import _core
 from resilience._core import load
+from resilience._tools import timing
 
-BATCH = 1000
 IMPLEMENTATIONS = ("cython", "python")
 
 
@@ -59,23 +59,9 @@ def policies(impl: SimpleNamespace, monkeypatch: pytest.MonkeyPatch) -> SimpleNa
     return impl
 
 
-@pytest.fixture(scope="session")
-def loop() -> Iterator[asyncio.AbstractEventLoop]:
-    event_loop = asyncio.new_event_loop()
-    yield event_loop
-    event_loop.close()
-
-
-def _compiled(stmt: str, namespace: dict[str, Any], is_async: bool) -> Callable[[], Any]:
-    """A function running ``stmt`` BATCH times in a loop, over ``namespace``."""
-    source = (
-        f"{'async ' if is_async else ''}def batch():\n"
-        f"    for _ in range({BATCH}):\n" + indent(stmt, " " * 8) + "\n"
-    )
-    scope = dict(namespace)
-    exec(compile(source, f"<benchmark: {stmt!r}>", "exec"), scope)
-    batch: Callable[[], Any] = scope["batch"]
-    return batch
+def _benchmark_batch(benchmark: Any, stmt: str, namespace: dict[str, Any], is_async: bool) -> None:
+    benchmark.extra_info["operations_per_round"] = timing.BATCH
+    benchmark(timing.batch(stmt, namespace, is_async))
 
 
 @pytest.fixture
@@ -83,26 +69,16 @@ def run_sync(benchmark: Any) -> Callable[..., None]:
     """``run_sync(stmt, **names)``: benchmark ``stmt`` (one round = BATCH runs of it)."""
 
     def run(stmt: str, **namespace: Any) -> None:
-        batch = _compiled(stmt, namespace, is_async=False)
-        benchmark.extra_info["operations_per_round"] = BATCH
-        benchmark(batch)
+        _benchmark_batch(benchmark, stmt, namespace, is_async=False)
 
     return run
 
 
 @pytest.fixture
-def run_async(benchmark: Any, loop: asyncio.AbstractEventLoop) -> Callable[..., None]:
+def run_async(benchmark: Any) -> Callable[..., None]:
     """``run_async(stmt, **names)``: ``stmt`` contains ``await``; one round = BATCH runs."""
 
     def run(stmt: str, **namespace: Any) -> None:
-        batch = _compiled(stmt, namespace, is_async=True)
-        benchmark.extra_info["operations_per_round"] = BATCH
-        benchmark(lambda: loop.run_until_complete(batch()))
+        _benchmark_batch(benchmark, stmt, namespace, is_async=True)
 
     return run
-
-
-@pytest.fixture
-def arun(loop: asyncio.AbstractEventLoop) -> Callable[[Any], Any]:
-    """Run one awaitable on the session loop (for setups and checks)."""
-    return loop.run_until_complete

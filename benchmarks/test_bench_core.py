@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from resilience._bench import af, f
+from resilience._tools.timing import af, f
 
 Run = Any
 

@@ -20,7 +20,6 @@ from resilience import (
     Chaos,
     CircuitBreaker,
     CircuitOpenError,
-    CircuitState,
     DegradationManager,
     ErrorBudget,
     Fallback,
@@ -31,39 +30,15 @@ from resilience import (
     Retry,
     Timeout,
 )
-from resilience._bench import af, f
+from resilience._tools import workload
+from resilience._tools.timing import af, f
+from resilience._tools.workload import AREJECT, HUGE, REJECT, failing
 from resilience.chaos import latency
 
 Run = Any
-REJECT = "try:\n    g()\nexcept E:\n    pass"
-AREJECT = "try:\n    await g()\nexcept E:\n    pass"
-HUGE = 1e12  # a rate no benchmark can exhaust: every acquire is allowed
-
-
-def failing() -> int:
-    raise OSError("down")
-
-
-async def afailing() -> int:
-    raise OSError("down")
 
 
 # -- CircuitBreaker ------------------------------------------------------------
-
-
-def _opened_breaker(arun: Any = None) -> CircuitBreaker:
-    """Opened by five real failures through the decorator; an hour before it probes."""
-    breaker = CircuitBreaker(failure_threshold=5, reset_timeout=3600.0)
-    for _ in range(5):
-        try:
-            if arun is None:
-                breaker(failing)()
-            else:
-                arun(breaker(afailing)())
-        except OSError:
-            pass
-    assert breaker.state is CircuitState.OPEN
-    return breaker
 
 
 @pytest.mark.benchmark(group="CircuitBreaker decorator, closed (sync)")
@@ -85,12 +60,13 @@ def test_breaker_with(run_sync: Run, policies: SimpleNamespace) -> None:
 
 @pytest.mark.benchmark(group="CircuitBreaker rejection while open (sync)")
 def test_breaker_open(run_sync: Run, policies: SimpleNamespace) -> None:
-    run_sync(REJECT, g=_opened_breaker()(f), E=CircuitOpenError)
+    run_sync(REJECT, **workload.opened(workload.breaker(), CircuitOpenError))
 
 
 @pytest.mark.benchmark(group="CircuitBreaker rejection while open (async)")
-def test_breaker_open_async(run_async: Run, policies: SimpleNamespace, arun: Any) -> None:
-    run_async(AREJECT, g=_opened_breaker(arun)(af), E=CircuitOpenError)
+def test_breaker_open_async(run_async: Run, policies: SimpleNamespace) -> None:
+    opened = workload.opened(workload.breaker(), CircuitOpenError, is_async=True)
+    run_async(AREJECT, **opened)
 
 
 # -- RateLimiter, AdaptiveRateLimiter ------------------------------------------

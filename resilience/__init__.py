@@ -21,7 +21,7 @@ from ._core import (
 from .breaker import BreakerStats, CircuitBreaker, CircuitState
 from .budget import ErrorBudget, LatencyBudget
 from .bulkhead import Bulkhead, BulkheadStats
-from .chaos import Chaos
+from .chaos import Chaos, ChaosStats
 from .degradation import (
     Criticality,
     DegradationManager,
@@ -34,6 +34,7 @@ from .errors import (
     InjectedFault,
     LoadShedError,
     RateLimitExceeded,
+    RejectedError,
     ResilienceError,
     RetryError,
     TimeoutExceeded,
@@ -48,12 +49,12 @@ from .health import (
     threshold_probe,
 )
 from .manager import ResilienceManager
-from .pipeline import Pipeline
+from .pipeline import Pipeline, PipelineStats
 from .ratelimit import AdaptiveRateLimiter, RateLimiter, RateLimiterStats
 from .retry import Retry, RetryBudget, RetryState, RetryStats
 from .timeout import Timeout, TimeoutStats, deadline, remaining
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"
 
 __all__ = [
     "IMPLEMENTATION",
@@ -64,6 +65,7 @@ __all__ = [
     "BulkheadFullError",
     "BulkheadStats",
     "Chaos",
+    "ChaosStats",
     "CircuitBreaker",
     "CircuitOpenError",
     "CircuitState",
@@ -82,9 +84,11 @@ __all__ = [
     "LatencyWindow",
     "LoadShedError",
     "Pipeline",
+    "PipelineStats",
     "RateLimitExceeded",
     "RateLimiter",
     "RateLimiterStats",
+    "RejectedError",
     "ResilienceError",
     "ResilienceManager",
     "Retry",

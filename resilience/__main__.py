@@ -1,4 +1,8 @@
-"""``python -m resilience info | bench [--peers] [--scaling] [--json FILE] [--plot FILE.png]``."""
+"""The command line of the resilience package: python -m resilience COMMAND.
+
+Commands: info (which implementation is live), bench (timings against the
+targets; --peers, --scaling) and demo (a flaky downstream, watched live).
+"""
 
 from __future__ import annotations
 
@@ -8,11 +12,14 @@ import os
 import platform
 import sys
 from collections.abc import Callable, Sequence
-from types import ModuleType
 
 from . import IMPLEMENTATION, __version__
 from ._core import CLASSES, SUFFIXES
 from ._core._env import NO_EXTENSIONS_VAR
+
+DESCRIPTION = """\
+The command line of the resilience package: info, bench and demo.
+python -m resilience COMMAND --help tells a command's options."""
 
 
 def info() -> None:
@@ -37,22 +44,23 @@ def _info(args: argparse.Namespace) -> int:
     return 0
 
 
-def _bench(args: argparse.Namespace) -> int:
-    from . import _bench
+def _tool(name: str) -> tuple[
+    Callable[[argparse.Namespace], int], Callable[[argparse.ArgumentParser], None]
+]:
+    """The handler and the arguments of a command whose module is ``_tools.<name>``.
 
-    return _bench.command(args)
+    The module is imported only when the command is run (or its options
+    shown): ``info`` has no need of it.
+    """
 
+    def handler(args: argparse.Namespace) -> int:
+        status: int = importlib.import_module(f"{__package__}._tools.{name}").command(args)
+        return status
 
-def _demo_module() -> ModuleType:
-    from . import _demo
+    def add_arguments(parser: argparse.ArgumentParser) -> None:
+        importlib.import_module(f"{__package__}._tools.{name}").add_arguments(parser)
 
-    return _demo
-
-
-def _bench_arguments(parser: argparse.ArgumentParser) -> None:
-    from . import _bench
-
-    _bench.add_arguments(parser)
+    return handler, add_arguments
 
 
 # name -> (help, handler, function adding the subcommand's arguments or None).
@@ -65,24 +73,27 @@ COMMANDS: dict[
         Callable[[argparse.ArgumentParser], None] | None,
     ],
 ] = {
-    "info": ("the live implementation and where it was loaded from", _info, None),
+    "info": ("which implementation is live and where it was loaded from", _info, None),
+    "bench": (
+        "compiled vs pure against the targets (ns/op); --peers: vs other libraries;"
+        " --scaling: vs window size, idle time and threads",
+        *_tool("cli"),
+    ),
     "demo": (
         "a flaky downstream called through a pipeline, watched live (about 20 s)",
-        lambda args: _demo_module().command(args),
-        lambda parser: _demo_module().add_arguments(parser),
-    ),
-    "bench": (
-        "compiled vs pure (ns/op); --peers: vs other libraries; --scaling",
-        _bench,
-        _bench_arguments,
+        *_tool("demo"),
     ),
 }
 
 
 def parser(chosen: str | None = None) -> argparse.ArgumentParser:
     """The command line; with ``chosen``, only that command's arguments are added."""
-    top = argparse.ArgumentParser(prog="python -m resilience", description=__doc__)
-    commands = top.add_subparsers(dest="command", required=True)
+    top = argparse.ArgumentParser(
+        prog="python -m resilience",
+        description=DESCRIPTION,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    commands = top.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for name, (help_text, handler, add_arguments) in COMMANDS.items():
         sub = commands.add_parser(name, help=help_text, description=help_text)
         # Only the command being run gets its arguments: adding them imports
@@ -101,5 +112,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     return handler(args)
 
 
+def run(argv: Sequence[str] | None = None) -> int:
+    """``main``, stopping quietly when the reader of stdout goes away (``| head``)."""
+    try:
+        status = main(argv)
+        sys.stdout.flush()  # a closed pipe shows here, not at exit
+    except BrokenPipeError:
+        # Nothing more can be said to the reader; point stdout at devnull so
+        # the interpreter's own flush at exit does not fail again.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return 0
+    return status
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(run())

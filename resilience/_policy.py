@@ -1,9 +1,34 @@
-"""What every policy shares: the decorator forms and the checks of common arguments.
+"""The one execution protocol every policy is built on, and every form derived from it.
 
-A policy implements ``call(fn, *args, **kwargs)`` and ``acall(...)``; this
-base turns them into a decorator for ``def`` and ``async def`` functions
-(methods included: the wrapper is a plain function, so it binds like one).
-A policy with a faster compiled wrapper overrides ``_wrap_sync``.
+A policy implements two steps (see docs/architecture.md, "The protocol"):
+
+- ``_enter(args, kwargs)`` takes what a call needs (a breaker permit, a
+  token, a bulkhead permit...) and returns a *token* for ``_exit``. It
+  raises to refuse (a ``RejectedError``, or an injected fault), returns a
+  ``Wait`` when the call must wait first (a limiter's reservation, a
+  bulkhead's queue), or returns ``Replace(value)`` to answer the call
+  without running it (a breaker's fallback, a chaos result). ``args`` is
+  None for a ``with`` block, which nothing can replace.
+- ``_exit(token, error, result)`` settles the outcome — ``error`` is the
+  exception the call raised, or None and ``result`` its value — and says
+  what happens next: None (return the result, or re-raise the error
+  unchanged), ``Replace(value)`` (a fallback), or a ``Wait`` after which the
+  call runs again with the token its ``done()`` gives (Retry). It may also
+  raise (``RetryError``).
+
+From those two, this module derives — once — ``call``, ``acall``, the
+decorators (functions and methods, sync and async), ``with`` / ``async
+with`` and the composition of ``Pipeline``. The steps are driven by a
+generator that exchanges *outcomes*, ``(error, result)`` pairs, with a sync
+or an async driver: the protocol is written once, only the drivers differ
+in how they call and wait. Interrupts and cancellation reach a policy as
+the outcome of its call (never a failure: see ``NEVER_FAILURES``) or, while
+it waits, as ``Wait.abandon()``.
+
+Waiting goes through one sleep hook, ``sleep_sync`` / ``sleep_async``.
+A policy whose ``call`` (or ``acall``) is its own — a sync ``Timeout``,
+which runs the call on a worker thread, or a user's subclass — is honoured
+by every form: drivers hand it the rest of the call.
 """
 
 from __future__ import annotations
@@ -12,11 +37,12 @@ import asyncio
 import functools
 import inspect
 import logging
+import threading
 import time
-from collections.abc import Awaitable, Callable, Coroutine
+from collections.abc import Awaitable, Callable, Coroutine, Generator
 from contextvars import ContextVar
-from types import MethodType
-from typing import Any, ParamSpec, TypeVar, overload
+from types import MethodType, TracebackType
+from typing import Any, NoReturn, ParamSpec, TypeAlias, TypeVar, overload
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -32,34 +58,523 @@ NEVER_FAILURES: tuple[type[BaseException], ...] = (
     GeneratorExit,
 )
 
+# The longest single sleep: the platform's own bound for timed waits. A
+# longer wait is made of several (time.sleep(1e10) raises OverflowError).
+MAX_SLEEP = float(threading.TIMEOUT_MAX)
 
-class SyncEntry:
-    """``async with`` that does what ``with`` does: for entries that never wait."""
+
+# -- the one sleep hook ------------------------------------------------------------
+
+
+def sleep_sync(seconds: float, sleep: Callable[[float], Any] | None = None) -> None:
+    """Sleep in sync code: with a policy's own ``sleep`` unless it is None or async."""
+    if sleep is not None and not inspect.iscoroutinefunction(sleep):
+        sleep(seconds)
+        return
+    while seconds > 0.0:
+        step = min(seconds, MAX_SLEEP)
+        time.sleep(step)
+        seconds -= step
+
+
+async def sleep_async(seconds: float, sleep: Callable[[float], Any] | None = None) -> None:
+    """Sleep in async code: with a policy's own ``sleep`` if it is a coroutine function."""
+    if sleep is not None and inspect.iscoroutinefunction(sleep):
+        await sleep(seconds)
+        return
+    while True:  # at least one await, so a zero wait still yields to the loop
+        step = min(seconds, MAX_SLEEP)
+        await asyncio.sleep(step)
+        seconds -= step
+        if seconds <= 0.0:
+            return
+
+
+# -- what the steps return -----------------------------------------------------------
+
+
+class Replace:
+    """The call's result is ``value``: what a fallback or an injected result gives."""
+
+    __slots__ = ("value",)
+
+    def __init__(self, value: Any) -> None:
+        self.value = value
+
+
+class Wait:
+    """The call must wait before it runs (from ``_enter``) or runs again (from ``_exit``).
+
+    The driver waits with ``wait_sync()`` or ``await wait_async()``, then
+    takes the token to go on with from ``done()`` (which may raise: a
+    bulkhead wait that ran out). Interrupted or cancelled while waiting, it
+    calls ``abandon()`` instead, so whatever was reserved goes back.
+    """
+
+    __slots__ = ()
+
+    def wait_sync(self) -> None:
+        raise NotImplementedError
+
+    async def wait_async(self) -> None:
+        raise NotImplementedError
+
+    def done(self) -> Any:
+        return None
+
+    def abandon(self) -> None:
+        pass
+
+
+class Sleep(Wait):
+    """A timed wait through the sleep hook, with the policy's own ``sleep`` if it has one."""
+
+    __slots__ = ("_on_abandon", "_sleep", "seconds", "then")
+
+    def __init__(
+        self,
+        seconds: float,
+        sleep: Callable[[float], Any] | None,
+        then: Any = None,
+        on_abandon: Callable[[], object] | None = None,
+    ) -> None:
+        self.seconds = seconds
+        self._sleep = sleep
+        self.then = then
+        self._on_abandon = on_abandon
+
+    def wait_sync(self) -> None:
+        sleep_sync(self.seconds, self._sleep)
+
+    async def wait_async(self) -> None:
+        await sleep_async(self.seconds, self._sleep)
+
+    def done(self) -> Any:
+        return self.then
+
+    def abandon(self) -> None:
+        if self._on_abandon is not None:
+            self._on_abandon()
+
+
+class Acquiring(Wait):
+    """A subclass's own ``acquire`` / ``aacquire``, which every form must go through."""
+
+    __slots__ = ("_policy",)
+
+    def __init__(self, policy: Any) -> None:
+        self._policy = policy
+
+    def wait_sync(self) -> None:
+        self._policy.acquire()
+
+    async def wait_async(self) -> None:
+        await self._policy.aacquire()
+
+
+def finish_sync(token: Any) -> Any:
+    """``token``, or, when it is a ``Wait``, what its ``done()`` gives after waiting.
+
+    For the public methods that wait (``acquire``): the wait the drivers make.
+    """
+    if not isinstance(token, Wait):
+        return token
+    try:
+        token.wait_sync()
+    except BaseException:
+        token.abandon()
+        raise
+    return token.done()
+
+
+async def finish_async(token: Any) -> Any:
+    """``finish_sync`` for async code (``aacquire``)."""
+    if not isinstance(token, Wait):
+        return token
+    try:
+        await token.wait_async()
+    except BaseException:
+        token.abandon()
+        raise
+    return token.done()
+
+
+# -- the protocol, driven --------------------------------------------------------------
+
+# What a run of the protocol asks its driver for (it yields one of these and
+# is sent back the outcome): run what is inside; wait; resolve a replacing
+# value (awaited in async code); or run the rest through a policy's own call.
+CALL = object()
+Outcome: TypeAlias = "tuple[BaseException | None, Any]"
+Steps: TypeAlias = "Generator[Any, Any, Outcome]"
+
+
+class Delegate:
+    """The member at ``index`` runs calls itself: the driver gives it the rest of the call."""
+
+    __slots__ = ("index", "policy")
+
+    def __init__(self, policy: Policy, index: int) -> None:
+        self.policy = policy
+        self.index = index
+
+
+def _steps(
+    policies: tuple[Policy, ...], index: int, delegates: tuple[bool, ...], args: Any, kwargs: Any
+) -> Steps:
+    """The protocol of ``policies[index]`` around everything inside it."""
+    outcome: Outcome
+    if index == len(policies):  # no policy at all (an empty Pipeline)
+        outcome = yield CALL
+        return outcome
+    policy = policies[index]
+    if delegates[index]:
+        outcome = yield Delegate(policy, index)
+        return outcome
+    try:
+        token = policy._enter(args, kwargs)
+        if isinstance(token, Wait):
+            token = yield from _waited(token)
+    except BaseException as error:
+        return error, None
+    return (yield from _around(policies, index, delegates, args, kwargs, token, None))
+
+
+def _around(
+    policies: tuple[Policy, ...],
+    index: int,
+    delegates: tuple[bool, ...],
+    args: Any,
+    kwargs: Any,
+    token: Any,
+    outcome: Outcome | None,
+) -> Steps:
+    """After ``policies[index]`` entered with ``token``: run what is inside and settle it,
+    as often as the policy asks. ``outcome``: that of a first run made already."""
+    policy = policies[index]
+    inner = index + 1 < len(policies)
+    while True:
+        if outcome is None:
+            if token.__class__ is Replace:
+                replaced: Outcome = yield token
+                return replaced
+            if inner:
+                outcome = yield from _steps(policies, index + 1, delegates, args, kwargs)
+            else:
+                outcome = yield CALL
+        error, result = outcome
+        outcome = None
+        try:
+            token = policy._exit(token, error, result)
+            if token is None:
+                return error, result
+            if token.__class__ is not Replace:
+                token = yield from _waited(token)
+        except BaseException as raised:
+            return raised, None
+
+
+def _waited(wait: Wait) -> Generator[Any, Any, Any]:
+    """Wait (in the driver), then the token ``wait.done()`` gives; raises what interrupted."""
+    error, _ = yield wait
+    if error is not None:
+        wait.abandon()
+        raise error
+    return wait.done()
+
+
+def _settled(outcome: Outcome) -> Any:
+    error, result = outcome
+    if error is not None:
+        try:
+            raise error  # the caller's exception, unchanged
+        finally:
+            del error  # no reference cycle through this frame
+    return result
+
+
+def run_sync(
+    policies: tuple[Policy, ...],
+    delegates: tuple[bool, ...],
+    fn: Callable[..., Any],
+    args: tuple[Any, ...],
+    kwargs: dict[str, Any],
+    index: int = 0,
+) -> Any:
+    """``fn(*args, **kwargs)`` through ``policies[index:]``, outermost first."""
+    steps = _steps(policies, index, delegates, args, kwargs)
+    return _drive_sync(steps, policies, delegates, fn, args, kwargs)
+
+
+def _drive_sync(
+    steps: Steps,
+    policies: tuple[Policy, ...],
+    delegates: tuple[bool, ...],
+    fn: Callable[..., Any],
+    args: tuple[Any, ...],
+    kwargs: dict[str, Any],
+) -> Any:
+    """Answer what ``steps`` ask for in sync code; their outcome, raised or returned."""
+    send = steps.send
+    reply: Outcome
+    try:
+        request = send(None)
+        while True:
+            try:
+                if request is CALL:
+                    reply = None, fn(*args, **kwargs)
+                elif isinstance(request, Wait):
+                    request.wait_sync()
+                    reply = None, None
+                elif request.__class__ is Replace:
+                    reply = None, request.value
+                else:
+                    rest = functools.partial(_rest_sync, policies, delegates, fn, request.index + 1)
+                    reply = None, request.policy.call(rest, *args, **kwargs)
+            except BaseException as error:
+                reply = error, None
+            request = send(reply)
+    except StopIteration as stop:
+        return _settled(stop.value)
+
+
+async def run_async(
+    policies: tuple[Policy, ...],
+    delegates: tuple[bool, ...],
+    fn: Callable[..., Awaitable[Any]],
+    args: tuple[Any, ...],
+    kwargs: dict[str, Any],
+    index: int = 0,
+) -> Any:
+    """``await fn(*args, **kwargs)`` through ``policies[index:]``, outermost first."""
+    steps = _steps(policies, index, delegates, args, kwargs)
+    return await _drive_async(steps, policies, delegates, fn, args, kwargs)
+
+
+async def _drive_async(
+    steps: Steps,
+    policies: tuple[Policy, ...],
+    delegates: tuple[bool, ...],
+    fn: Callable[..., Awaitable[Any]],
+    args: tuple[Any, ...],
+    kwargs: dict[str, Any],
+) -> Any:
+    """``_drive_sync`` in async code."""
+    send = steps.send
+    reply: Outcome
+    try:
+        request = send(None)
+        while True:
+            try:
+                if request is CALL:
+                    reply = None, await fn(*args, **kwargs)
+                elif isinstance(request, Wait):
+                    await request.wait_async()
+                    reply = None, None
+                elif request.__class__ is Replace:
+                    value = request.value
+                    reply = None, (await value if inspect.isawaitable(value) else value)
+                else:
+                    inside = request.index + 1
+                    rest = functools.partial(_rest_async, policies, delegates, fn, inside)
+                    reply = None, await request.policy.acall(rest, *args, **kwargs)
+            except BaseException as error:
+                reply = error, None
+            request = send(reply)
+    except StopIteration as stop:
+        return _settled(stop.value)
+
+
+def resume_sync(
+    policy: Policy,
+    token: Any,
+    error: BaseException,
+    fn: Callable[..., Any],
+    args: tuple[Any, ...],
+    kwargs: dict[str, Any],
+) -> Any:
+    """Go on with a call that a fast path entered (``token``) and ran once, to ``error``."""
+    steps = _around((policy,), 0, (False,), args, kwargs, token, (error, None))
+    return _drive_sync(steps, (policy,), (False,), fn, args, kwargs)
+
+
+async def resume_async(
+    policy: Policy,
+    token: Any,
+    error: BaseException,
+    fn: Callable[..., Awaitable[Any]],
+    args: tuple[Any, ...],
+    kwargs: dict[str, Any],
+) -> Any:
+    """``resume_sync`` in async code."""
+    steps = _around((policy,), 0, (False,), args, kwargs, token, (error, None))
+    return await _drive_async(steps, (policy,), (False,), fn, args, kwargs)
+
+
+def _rest_sync(
+    policies: Any, delegates: Any, fn: Any, index: int, *args: Any, **kwargs: Any
+) -> Any:
+    """What a delegating member's ``call`` runs: the members inside it, then ``fn``."""
+    return run_sync(policies, delegates, fn, args, kwargs, index)
+
+
+async def _rest_async(
+    policies: Any, delegates: Any, fn: Any, index: int, *args: Any, **kwargs: Any
+) -> Any:
+    return await run_async(policies, delegates, fn, args, kwargs, index)
+
+
+def runs_calls_itself(policy: Policy, asynchronous: bool) -> bool:
+    """Whether ``policy``'s class has a ``call`` (``acall``) of its own, not the derived one."""
+    kind = type(policy)
+    return kind.acall is not Policy.acall if asynchronous else kind.call is not Policy.call
+
+
+# -- with blocks ------------------------------------------------------------------------
+
+
+class SyncBlock:
+    """``with`` derived from the protocol (for policies that have it).
+
+    Entering runs the protocol up to the call, raising a refusal before the
+    block starts; leaving hands the block's outcome to the policy. A block
+    cannot be re-run or replaced, so asking for that is a TypeError.
+    """
+
+    __slots__ = ()
+
+    def __enter__(self) -> Any:
+        steps = _block_steps(self)  # type: ignore[arg-type]
+        try:
+            request = steps.send(None)
+            while request is not CALL:
+                request = steps.send(_outcome_of(_block_wait(self, request).wait_sync))
+        except StopIteration as stop:
+            refusal = stop.value
+        else:
+            push_entry(self, steps)
+            return self
+        _refused(self, refusal)
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> bool:
+        return _block_end(self, pop_entry(self), exc)
+
+
+class AsyncBlock:
+    """``async with`` derived from the protocol, as ``SyncBlock`` derives ``with``."""
 
     __slots__ = ()
 
     async def __aenter__(self) -> Any:
-        return self.__enter__()  # type: ignore[attr-defined]
+        steps = _block_steps(self)  # type: ignore[arg-type]
+        try:
+            request = steps.send(None)
+            while request is not CALL:
+                wait = _block_wait(self, request)
+                request = steps.send(await _outcome_of_async(wait.wait_async))
+        except StopIteration as stop:
+            refusal = stop.value
+        else:
+            push_entry(self, steps)
+            return self
+        _refused(self, refusal)
 
-    async def __aexit__(self, exc_type: Any, exc: Any, tb: Any) -> Any:
-        return self.__exit__(exc_type, exc, tb)  # type: ignore[attr-defined]
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> bool:
+        return _block_end(self, pop_entry(self), exc)
+
+
+class Block(SyncBlock, AsyncBlock):
+    """Both ``with`` and ``async with``, derived from the protocol."""
+
+    __slots__ = ()
+
+
+def _block_steps(policy: Policy) -> Steps:
+    members, _ = policy._plan(False)
+    return _steps(members, 0, (False,) * len(members), None, None)
+
+
+def _outcome_of(step: Callable[[], object]) -> Outcome:
+    try:
+        step()
+    except BaseException as error:
+        return error, None
+    return None, None
+
+
+async def _outcome_of_async(step: Callable[[], Awaitable[object]]) -> Outcome:
+    try:
+        await step()
+    except BaseException as error:
+        return error, None
+    return None, None
+
+
+def _block_wait(owner: object, request: Any) -> Wait:
+    if not isinstance(request, Wait):
+        raise TypeError(f"{owner!r} cannot answer a with block with {request!r}")
+    return request
+
+
+def _refused(owner: object, outcome: Outcome) -> NoReturn:
+    """The protocol ended before the block could start: raise why."""
+    _settled(outcome)
+    raise TypeError(f"{owner!r} cannot answer a with block with a value")
+
+
+def _block_end(owner: object, steps: Steps, exc: BaseException | None) -> bool:
+    try:
+        request = steps.send((exc, None))
+    except StopIteration as stop:
+        outcome: Outcome = stop.value
+    else:
+        steps.close()
+        raise TypeError(
+            f"{owner!r} cannot run a with block again or replace its outcome: {request!r}"
+        )
+    error, _ = outcome
+    if error is exc:
+        return False  # the block's own exception (or none) goes on unchanged
+    if error is None:
+        return True  # the policy answered it: the exception is swallowed
+    raise error
+
+
+# -- the policies' base ---------------------------------------------------------------------
 
 
 class AsyncCall(functools.partial):  # type: ignore[type-arg]
-    """``policy.acall`` bound to one function: the async decorator's result.
+    """An async function bound to its policy and function: the async decorator's result.
 
-    Calling it makes the ``acall`` coroutine itself, so a decorated call is
-    one coroutine deep, not two. ``inspect.iscoroutinefunction`` sees
-    through partials to ``acall``; ``__get__`` makes it bind like a function,
-    so it decorates methods too.
+    Calling it makes the coroutine itself, so a decorated call is one
+    coroutine deep, not two. ``inspect.iscoroutinefunction`` sees through
+    partials; ``__get__`` makes it bind like a function, so it decorates
+    methods too.
     """
 
     def __get__(self, instance: object, owner: type | None = None) -> Any:
         return self if instance is None else MethodType(self, instance)
 
 
+class SyncCall(functools.partial):  # type: ignore[type-arg]
+    """``policy.call`` bound to one function: the sync decorator's generic result."""
+
+    def __get__(self, instance: object, owner: type | None = None) -> Any:
+        return self if instance is None else MethodType(self, instance)
+
+
 class Policy:
-    """Base of the policies: ``policy(fn)`` wraps ``fn`` with ``call`` / ``acall``."""
+    """Base of the policies: every form of a call derived from ``_enter`` / ``_exit``."""
 
     __slots__ = ()
     _name: str | None
@@ -69,6 +584,30 @@ class Policy:
         """The name given at construction (used in errors, stats and metrics)."""
         return self._name
 
+    # -- the protocol ------------------------------------------------------------------
+
+    def _enter(self, args: tuple[Any, ...] | None, kwargs: dict[str, Any] | None) -> Any:
+        """Take what a call needs; the token for ``_exit`` (see the module's docstring)."""
+        return None
+
+    def _exit(self, token: Any, error: BaseException | None, result: Any) -> Any:
+        """Settle the call's outcome; None to let it stand (see the module's docstring)."""
+        return None
+
+    # -- the forms ------------------------------------------------------------------------
+
+    def call(self, fn: Callable[P, R], /, *args: P.args, **kwargs: P.kwargs) -> R:
+        """``fn(*args, **kwargs)`` through this policy."""
+        members, delegates = self._plan(False)
+        return run_sync(members, delegates, fn, args, kwargs)  # type: ignore[no-any-return]
+
+    async def acall(
+        self, fn: Callable[P, Awaitable[R]], /, *args: P.args, **kwargs: P.kwargs
+    ) -> R:
+        """``await fn(*args, **kwargs)`` through this policy."""
+        members, delegates = self._plan(True)
+        return await run_async(members, delegates, fn, args, kwargs)  # type: ignore[no-any-return]
+
     @overload
     def __call__(
         self, fn: Callable[P, Coroutine[Any, Any, R]]
@@ -76,40 +615,51 @@ class Policy:
     @overload
     def __call__(self, fn: Callable[P, R]) -> Callable[P, R]: ...
     def __call__(self, fn: Callable[P, Any]) -> Callable[P, Any]:
+        """Decorate ``fn`` (a function or method, sync or async) with this policy."""
         if not callable(fn):
             raise TypeError(f"{type(self).__name__} decorates a callable, got {fn!r}")
+        wrapper: Any
         if inspect.iscoroutinefunction(fn):
-            return self._wrap_async(fn)
-        return self._wrap_sync(fn)
-
-    def _wrap_sync(self, fn: Callable[P, R]) -> Callable[P, R]:
-        call = self.call
-
-        @functools.wraps(fn)
-        def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
-            return call(fn, *args, **kwargs)
-
-        return wrapper
-
-    def _wrap_async(
-        self, fn: Callable[P, Awaitable[R]]
-    ) -> Callable[P, Coroutine[Any, Any, R]]:
-        wrapper = AsyncCall(type(self).acall, self, fn)
+            wrapper = None if runs_calls_itself(self, True) else self._fast_async(fn)
+            if wrapper is None:
+                wrapper = AsyncCall(type(self).acall, self, fn)
+        else:
+            wrapper = None if runs_calls_itself(self, False) else self._fast_sync(fn)
+            if wrapper is None:
+                wrapper = SyncCall(type(self).call, self, fn)
         functools.update_wrapper(wrapper, fn)
-        return wrapper
+        return wrapper  # type: ignore[no-any-return]
 
-    def call(self, fn: Callable[P, R], /, *args: P.args, **kwargs: P.kwargs) -> R:
-        raise NotImplementedError
+    def _fast_sync(self, fn: Callable[..., Any]) -> Any:
+        """A compiled wrapper doing what ``call`` does, faster; None where there is none."""
+        return None
 
-    async def acall(
-        self, fn: Callable[P, Awaitable[R]], /, *args: P.args, **kwargs: P.kwargs
-    ) -> R:
-        raise NotImplementedError
+    def _fast_async(self, fn: Callable[..., Any]) -> Any:
+        """An ``AsyncCall`` doing what ``acall`` does, faster; None where there is none."""
+        return None
+
+    def _plan(self, asynchronous: bool) -> tuple[tuple[Policy, ...], tuple[bool, ...]]:
+        """The members a call goes through, outermost first, and which run calls themselves.
+
+        A policy alone is its own only member and never delegates to itself
+        (a subclass's ``call`` may call ``super().call``); a Pipeline has its own.
+        """
+        return (self,), (False,)
 
 
-# What ``with policy:`` blocks of this thread or task took on entry, for their
-# exit to settle: (policy, value) pairs, innermost last. A context variable,
-# so threads and asyncio tasks sharing one policy each see their own.
+def keeps(obj: object, base: type, *methods: str) -> bool:
+    """Whether ``obj``'s class has ``base``'s own ``methods``, none overridden.
+
+    A fast path may stand in for them only then: a subclass that overrides
+    ``acquire`` or ``release`` must see every call go through it.
+    """
+    kind = type(obj)
+    return all(getattr(kind, method) is getattr(base, method) for method in methods)
+
+
+# What ``with`` blocks of this thread or task took on entry, for their exit
+# to settle: (owner, value) pairs, innermost last. A context variable, so
+# threads and asyncio tasks sharing one policy each see their own.
 _entries: ContextVar[tuple[tuple[object, Any], ...]] = ContextVar(
     "resilience_entries", default=()
 )
@@ -131,6 +681,21 @@ def pop_entry(owner: object) -> Any:
             _entries.set(entries[:i] + entries[i + 1 :])
             return entries[i][1]
     raise RuntimeError("__exit__ without a matching __enter__ in this thread or task")
+
+
+class SyncEntry:
+    """``async with`` that does what ``with`` does: for entries that never wait."""
+
+    __slots__ = ()
+
+    async def __aenter__(self) -> Any:
+        return self.__enter__()  # type: ignore[attr-defined]
+
+    async def __aexit__(self, exc_type: Any, exc: Any, tb: Any) -> Any:
+        return self.__exit__(exc_type, exc, tb)  # type: ignore[attr-defined]
+
+
+# -- argument checks shared by the policies ----------------------------------------------
 
 
 def check_name(name: object) -> str | None:
@@ -170,22 +735,6 @@ def check_callable(argument: str, value: object) -> Any:
     if value is not None and not callable(value):
         raise TypeError(f"{argument} must be callable or None, got {value!r}")
     return value
-
-
-def sleep_with(sleep: Callable[[float], Any] | None, seconds: float) -> None:
-    """Sleep in sync code: with ``sleep``, unless it is None or a coroutine function."""
-    if sleep is None or inspect.iscoroutinefunction(sleep):
-        time.sleep(seconds)
-    else:
-        sleep(seconds)
-
-
-async def asleep_with(sleep: Callable[[float], Any] | None, seconds: float) -> None:
-    """Sleep in async code: with ``sleep`` if it is a coroutine function, else asyncio.sleep."""
-    if sleep is not None and inspect.iscoroutinefunction(sleep):
-        await sleep(seconds)
-    else:
-        await asyncio.sleep(seconds)
 
 
 C = TypeVar("C", bound=Callable[..., object])

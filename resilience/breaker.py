@@ -8,30 +8,26 @@ and context-manager forms, listeners and stats.
 
 from __future__ import annotations
 
-import functools
 import inspect
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from enum import Enum
-from types import TracebackType
 from typing import Any
 
 from . import _core
 from ._core import CLOSED, DISABLED, FORCED_OPEN, HALF_OPEN, OPEN
 from ._policy import (
     NEVER_FAILURES,
-    P,
+    AsyncCall,
+    Block,
     Policy,
-    R,
-    SyncEntry,
+    Replace,
     add_listener,
     check_callable,
     check_exception_types,
     check_name,
     notify,
-    pop_entry,
-    push_entry,
 )
 from .errors import CircuitOpenError
 
@@ -82,10 +78,10 @@ class BreakerStats:
     total_ignored: int
 
 
-class CircuitBreaker(SyncEntry, Policy):
+class CircuitBreaker(Block, Policy):
     """Trips open on failures, rejects while open, closes again after probes succeed.
 
-    See DESIGN.md's CircuitBreaker section for the full contract; in short:
+    In short (docs/architecture.md has the whole state machine):
     ``failure_threshold`` consecutive failures, or a failure / slow-call rate
     over the window once it holds ``minimum_calls`` calls, trips the circuit;
     it stays open ``reset_timeout`` seconds (doubling per trip in a row up to
@@ -100,8 +96,8 @@ class CircuitBreaker(SyncEntry, Policy):
 
     __slots__ = (
         "__weakref__",
-        "_call_clock",
         "_clock",
+        "_clock_arg",
         "_core",
         "_failure_if",
         "_fallback",
@@ -157,11 +153,11 @@ class CircuitBreaker(SyncEntry, Policy):
             clock=clock,
             listener=self._transition,
         )
-        self._call_clock = clock  # None: compiled wrappers read the C monotonic clock
+        self._clock_arg = clock  # None: compiled wrappers read the C monotonic clock
         self._clock = time.monotonic if clock is None else clock
         self._timed = slow_call_duration is not None
 
-    # -- outcomes ------------------------------------------------------------
+    # -- the protocol ------------------------------------------------------------
 
     def _classify(self, exc: BaseException) -> int:
         if isinstance(exc, NEVER_FAILURES):
@@ -172,8 +168,13 @@ class CircuitBreaker(SyncEntry, Policy):
             return FAILURE
         return SUCCESS
 
-    def _settle(self, token: int, outcome: int, start: float) -> None:
-        """Answer the permit ``token`` with one outcome."""
+    def _settle(self, token: int, error: BaseException | None, result: Any, start: float) -> None:
+        """Answer the permit ``token`` with the call's outcome (``start``: when it began)."""
+        if error is not None:
+            outcome = self._classify(error)
+        else:
+            failure_if = self._failure_if
+            outcome = FAILURE if failure_if is not None and failure_if(result) else SUCCESS
         core = self._core
         if outcome == NO_OUTCOME:
             core.release(token)
@@ -186,83 +187,44 @@ class CircuitBreaker(SyncEntry, Policy):
             else:
                 core.record_success(duration, None, token)
 
-    def _settle_exception(self, token: int, exc: BaseException, start: float) -> None:
-        self._settle(token, self._classify(exc), start)
-
-    def _settle_result(self, token: int, result: Any, start: float) -> None:
-        failure_if = self._failure_if
-        failed = failure_if is not None and failure_if(result)
-        self._settle(token, FAILURE if failed else SUCCESS, start)
-
     def _open_error(self) -> CircuitOpenError:
         return CircuitOpenError(self._name, self._core.retry_after())
 
-    def _when_open(self, /, *args: Any, **kwargs: Any) -> Any:
-        """A refused call: the fallback's value, or CircuitOpenError."""
-        if self._fallback is not None:
-            return self._fallback(*args, **kwargs)
+    def _refuse(self, args: tuple[Any, ...] | None, kwargs: dict[str, Any] | None) -> Replace:
+        """A refused call: the fallback's value (not for a with block), else CircuitOpenError."""
+        if args is not None and self._fallback is not None:
+            return Replace(self._fallback(*args, **(kwargs or {})))
         raise self._open_error()
 
-    def _start(self) -> float:
-        return self._clock() if self._timed else 0.0
-
-    # -- call forms ----------------------------------------------------------
-
-    def call(self, fn: Callable[P, R], /, *args: P.args, **kwargs: P.kwargs) -> R:
-        """``fn(*args, **kwargs)`` through the breaker."""
+    def _enter(self, args: tuple[Any, ...] | None, kwargs: dict[str, Any] | None) -> Any:
         token = self._core.acquire()
         if token < 0:
-            return self._when_open(*args, **kwargs)  # type: ignore[no-any-return]
-        start = self._start()
-        try:
-            result = fn(*args, **kwargs)
-        except BaseException as exc:
-            self._settle_exception(token, exc, start)
-            raise
-        self._settle_result(token, result, start)
-        return result
+            return self._refuse(args, kwargs)
+        return (token, self._clock()) if self._timed else token
 
-    def _wrap_sync(self, fn: Callable[P, R]) -> Callable[P, R]:
-        # The compiled twin runs ``call``'s fast path in C.
-        wrapper = self._impl.BreakerCall(self, fn)
-        functools.update_wrapper(wrapper, fn)
-        return wrapper  # type: ignore[no-any-return]
-
-    async def acall(
-        self, fn: Callable[P, Awaitable[R]], /, *args: P.args, **kwargs: P.kwargs
-    ) -> R:
-        """``await fn(*args, **kwargs)`` through the breaker."""
-        token = self._core.acquire()
-        if token < 0:
-            value = self._when_open(*args, **kwargs)
-            return await value if inspect.isawaitable(value) else value  # type: ignore[no-any-return]
-        start = self._clock() if self._timed else 0.0
-        try:
-            result = await fn(*args, **kwargs)
-        except BaseException as exc:
-            self._settle_exception(token, exc, start)
-            raise
-        if self._failure_if is None and not self._timed:
-            self._core.record_success(0.0, None, token)  # the common case, in one call
+    def _exit(self, token: Any, error: BaseException | None, result: Any) -> None:
+        if self._timed:
+            token, start = token
+            self._settle(token, error, result, start)
         else:
-            self._settle_result(token, result, start)
-        return result
+            self._settle(token, error, result, 0.0)
 
-    def __enter__(self) -> CircuitBreaker:
-        token = self._core.acquire()
-        if token < 0:
-            raise self._open_error()
-        push_entry(self, (token, self._start()))
-        return self
+    def _fast_sync(self, fn: Callable[..., Any]) -> Any:
+        return self._impl.BreakerCall(
+            fn,
+            self._core,
+            self._name,
+            self._fallback,
+            self._settle,
+            self._clock_arg,
+            self._timed,
+            self._failure_if is not None,
+        )
 
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        token, start = pop_entry(self)
-        self._settle(token, SUCCESS if exc is None else self._classify(exc), start)
+    def _fast_async(self, fn: Callable[..., Any]) -> Any:
+        if self._failure_if is not None or self._timed:
+            return None  # judging or timing each call: the protocol's own path
+        return AsyncCall(_closed_fast_path, self._core, self._settle, self._refuse, fn)
 
     # -- the two-step form -----------------------------------------------------
 
@@ -340,3 +302,30 @@ class CircuitBreaker(SyncEntry, Policy):
 
     def __repr__(self) -> str:
         return f"<CircuitBreaker name={self._name!r} state={self.state.value}>"
+
+
+async def _closed_fast_path(
+    core: Any,
+    settle: Callable[[int, BaseException | None, Any, float], None],
+    refuse: Callable[[tuple[Any, ...], dict[str, Any]], Replace],
+    fn: Callable[..., Awaitable[Any]],
+    /,
+    *args: Any,
+    **kwargs: Any,
+) -> Any:
+    """The async decorator of a breaker that neither times nor judges results.
+
+    The protocol's steps, specialised: the permit, the call, and a success
+    settled in one core call; anything else goes through the policy's own steps.
+    """
+    token = core.acquire()
+    if token < 0:
+        value = refuse(args, kwargs).value  # CircuitOpenError, or the fallback's value
+        return await value if inspect.isawaitable(value) else value
+    try:
+        result = await fn(*args, **kwargs)
+    except BaseException as exc:
+        settle(token, exc, None, 0.0)
+        raise
+    core.record_success(0.0, None, token)
+    return result

@@ -11,17 +11,16 @@ cancellation, and when a wait times out just as the permit arrives.
 from __future__ import annotations
 
 import asyncio
-import functools
 import threading
 from collections import deque
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from dataclasses import dataclass
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
 from . import _core
 from ._core._validate import count, non_negative
-from ._policy import P, Policy, R, check_name
+from ._policy import Acquiring, Policy, Wait, check_name, finish_async, finish_sync, keeps
 from .errors import BulkheadFullError
 from .timeout import remaining
 
@@ -99,7 +98,42 @@ class _TaskWaiter(_Waiter):
                 timer.cancel()
 
 
-class Bulkhead(Policy):
+class _Queued(Wait):
+    """A place in the bulkhead's queue, taken when the wait starts (so the
+    waiter is of the kind the caller can wait on: a thread or a task)."""
+
+    __slots__ = ("_bulkhead", "_limit", "_waiter")
+
+    def __init__(self, bulkhead: Bulkhead, limit: float) -> None:
+        self._bulkhead = bulkhead
+        self._limit = limit
+        self._waiter: _Waiter | None = None
+
+    def wait_sync(self) -> None:
+        waiter = self._waiter = self._bulkhead._enqueue(self._limit, _ThreadWaiter)
+        if waiter is not None:
+            assert isinstance(waiter, _ThreadWaiter)
+            waiter.wait(self._limit)
+
+    async def wait_async(self) -> None:
+        waiter = self._waiter = self._bulkhead._enqueue(self._limit, _TaskWaiter)
+        if waiter is not None:
+            assert isinstance(waiter, _TaskWaiter)
+            await waiter.wait(self._limit)
+
+    def done(self) -> None:
+        waiter = self._waiter
+        if waiter is not None and not waiter.granted and not self._bulkhead._give_up(waiter):
+            raise self._bulkhead._rejected()
+
+    def abandon(self) -> None:
+        # Interrupted: leave the queue, or pass on a permit that came anyway.
+        waiter = self._waiter
+        if waiter is not None and self._bulkhead._give_up(waiter):
+            self._bulkhead.release()
+
+
+class Bulkhead(_core.SELECTED.BulkheadGate, Policy):  # type: ignore[misc,name-defined]
     """At most ``max_concurrent`` holders; up to ``max_queue`` more wait (FIFO).
 
     A waiting caller waits at most ``max_wait`` seconds (or its own
@@ -107,16 +141,19 @@ class Bulkhead(Policy):
     releases). Anyone else gets ``BulkheadFullError`` at once.
     """
 
-    # No __slots__: instances are of a subclass that also derives from the
-    # twin's BulkheadGate (see __new__), whose compiled form has a C layout.
-
-    def __new__(cls, *args: Any, **kwargs: Any) -> Bulkhead:
-        # ``with bulkhead:`` must find the compiled __enter__/__exit__ on the
-        # type itself, and which twin to use is known only now.
-        gate = _core.SELECTED.BulkheadGate
-        if not issubclass(cls, gate):
-            cls = _gated(gate, cls)  # type: ignore[arg-type]
-        return gate.__new__(cls)  # type: ignore[no-any-return]
+    # The base gives the ``with`` forms, from the twin selected at import:
+    # the compiled one takes a free permit in C (see _core/_calls_c.pyx).
+    __slots__ = (
+        "__weakref__",
+        "_core",
+        "_impl",
+        "_lock",
+        "_max_queue",
+        "_max_wait",
+        "_name",
+        "_plain",
+        "_queue",
+    )
 
     def __init__(
         self,
@@ -133,10 +170,9 @@ class Bulkhead(Policy):
         self._name = check_name(name)
         self._lock = threading.Lock()  # guards the queue; the core's counts follow it
         self._queue: deque[_Waiter] = deque()
-        self._bind_core(self._core)
-
-    def _bind_core(self, core: Any) -> None:
-        raise NotImplementedError  # provided by the twin's BulkheadGate
+        # Fast paths stand in for acquire / release only where a subclass kept them.
+        self._plain = keeps(self, Bulkhead, "acquire", "aacquire", "release")
+        self._bind_core(self._core if self._plain else None)
 
     # -- permits -------------------------------------------------------------
 
@@ -144,11 +180,12 @@ class Bulkhead(Policy):
         """Take a permit if one is free and nobody is queued; never waits."""
         return bool(self._core.try_acquire())
 
-    def _limit(self, wait: float) -> float:
-        return min(wait, remaining())
-
-    def _checked(self, timeout: float | None) -> float:
-        return self._max_wait if timeout is None else non_negative("timeout", timeout)
+    def _begin(self, timeout: float | None) -> _Queued | None:
+        """A free permit now (None), or the wait for one."""
+        wait = self._max_wait if timeout is None else non_negative("timeout", timeout)
+        if self._core.try_acquire(False):
+            return None
+        return _Queued(self, min(wait, remaining()))
 
     def _enqueue(self, limit: float, make: Callable[[], _Waiter]) -> _Waiter | None:
         """Under the lock: a permit now (None), a place in the queue, or BulkheadFullError."""
@@ -157,8 +194,7 @@ class Bulkhead(Policy):
             if full:
                 if self._core.try_acquire(False):
                     return None
-                self._core.reject()
-                raise self._full()
+                raise self._rejected()
             if self._core.acquire_or_queue():
                 return None
             waiter = make()
@@ -174,51 +210,17 @@ class Bulkhead(Policy):
             self._core.leave_queue()
             return False
 
-    def _full(self) -> BulkheadFullError:
+    def _rejected(self) -> BulkheadFullError:
+        self._core.reject()
         return BulkheadFullError(self._name, self._core.limit, self._max_queue)
 
     def acquire(self, timeout: float | None = None) -> None:
         """Take a permit, queueing up to ``timeout`` (default ``max_wait``) for one."""
-        wait = self._checked(timeout)
-        if self._core.try_acquire(False):
-            return
-        limit = self._limit(wait)
-        waiter = self._enqueue(limit, _ThreadWaiter)
-        if waiter is None:
-            return
-        assert isinstance(waiter, _ThreadWaiter)
-        try:
-            waiter.wait(limit)
-        except BaseException:
-            # Interrupted: leave the queue, or pass on a permit that came anyway.
-            if self._give_up(waiter):
-                self.release()
-            raise
-        self._after_wait(waiter)
-
-    def _after_wait(self, waiter: _Waiter) -> None:
-        if not waiter.granted and not self._give_up(waiter):
-            self._core.reject()
-            raise self._full()
+        finish_sync(self._begin(timeout))
 
     async def aacquire(self, timeout: float | None = None) -> None:
         """Take a permit, awaiting one up to ``timeout`` (default ``max_wait``)."""
-        wait = self._checked(timeout)
-        if self._core.try_acquire(False):
-            return
-        limit = self._limit(wait)
-        waiter = self._enqueue(limit, _TaskWaiter)
-        if waiter is None:
-            return
-        assert isinstance(waiter, _TaskWaiter)
-        try:
-            await waiter.wait(limit)
-        except BaseException:
-            # Cancelled: leave the queue, or pass on a permit that came anyway.
-            if self._give_up(waiter):
-                self.release()
-            raise
-        self._after_wait(waiter)
+        await finish_async(self._begin(timeout))
 
     def release(self) -> None:
         """Return a permit: to the first queued caller if any, else to the pool."""
@@ -232,32 +234,18 @@ class Bulkhead(Policy):
             self._core.hand_over()
             waiter.grant()
 
-    # -- call forms ------------------------------------------------------------
+    # -- the protocol ------------------------------------------------------------
 
-    def call(self, fn: Callable[P, R], /, *args: P.args, **kwargs: P.kwargs) -> R:
-        """``fn(*args, **kwargs)`` holding a permit."""
-        self.acquire()
-        try:
-            return fn(*args, **kwargs)
-        finally:
-            self.release()
+    def _enter(self, args: tuple[Any, ...] | None, kwargs: dict[str, Any] | None) -> Any:
+        return self._begin(None) if self._plain else Acquiring(self)
 
-    async def acall(
-        self, fn: Callable[P, Awaitable[R]], /, *args: P.args, **kwargs: P.kwargs
-    ) -> R:
-        """``await fn(*args, **kwargs)`` holding a permit."""
-        if not self._core.try_acquire(False):  # a free permit needs no await
-            await self.aacquire()
-        try:
-            return await fn(*args, **kwargs)
-        finally:
-            self.release()
+    def _exit(self, token: Any, error: BaseException | None, result: Any) -> None:
+        self.release()
 
-    def _wrap_sync(self, fn: Callable[P, R]) -> Callable[P, R]:
-        # The compiled twin takes and gives back a free permit in C.
-        wrapper = self._impl.BulkheadCall(self, fn)
-        functools.update_wrapper(wrapper, fn)
-        return wrapper  # type: ignore[no-any-return]
+    def _fast_sync(self, fn: Callable[..., Any]) -> Any:
+        if not self._plain:
+            return None
+        return self._impl.BulkheadCall(fn, self._core, self.acquire, self.release)
 
     # ``with`` / ``async with``: from the twin's BulkheadGate. ``async with``
     # gives None, as asyncio.Semaphore does: a value would cost every block
@@ -312,9 +300,3 @@ class Bulkhead(Policy):
             f"<Bulkhead name={self._name!r} active={self.active}/{self._core.limit}"
             f" waiting={self.waiting}/{self._max_queue}>"
         )
-
-
-@functools.cache
-def _gated(gate: type, policy: type[Bulkhead]) -> type[Bulkhead]:
-    """``policy`` (Bulkhead or a subclass) with the ``with`` form of one twin's gate."""
-    return type(policy.__name__, (gate, policy), {"__module__": policy.__module__})

@@ -9,20 +9,19 @@ innermost policy of a ``Pipeline``, so the policies around it see the faults.
 
 from __future__ import annotations
 
-import inspect
 import random
 import threading
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 from ._core._env import env_flag
 from ._core._validate import clock as check_clock
 from ._core._validate import non_negative_finite, number
-from ._policy import P, Policy, R, asleep_with, check_callable, check_name, sleep_with
+from ._policy import Policy, Replace, Sleep, check_callable, check_name
 from .errors import InjectedFault
 
-__all__ = ["CHAOS_VAR", "Chaos", "Fault", "error", "latency", "result"]
+__all__ = ["CHAOS_VAR", "Chaos", "ChaosStats", "Fault", "error", "latency", "result"]
 
 CHAOS_VAR = "RESILIENCE_CHAOS"
 
@@ -32,6 +31,16 @@ def _rate(value: object) -> float:
     if not 0.0 <= rate <= 1.0:
         raise ValueError(f"rate must be in [0, 1], got {value!r}")
     return rate
+
+
+@dataclass(frozen=True)
+class ChaosStats:
+    """Injections so far, by kind."""
+
+    name: str | None
+    latency: int
+    error: int
+    result: int
 
 
 @dataclass(frozen=True)
@@ -93,14 +102,19 @@ def result(value: Any, *, rate: float = 1.0) -> Fault:
     return _Result(_rate(rate), value)
 
 
+# Indexes of Chaos's counters, in ChaosStats' order.
+LATENCY, ERROR, RESULT = range(3)
+
+
 class Chaos(Policy):
     """Inject ``faults`` into calls (decorator, ``call``, ``acall``).
 
     Each call draws one number per fault, in order, whether or not an
     earlier fault fired (a latency fault with jitter that fires draws one
     more, for its jitter); latency faults apply first, then the first error
-    or result fault that fired (the function is then not called). ``.stats``
-    counts the injections under ``"latency"``, ``"error"`` and ``"result"``.
+    or result fault that fired (the function is then not called). Latency
+    sleeps with ``sleep``, else with ``clock.sleep`` when the clock has one
+    (a FakeClock), else for real. ``.stats`` counts the injections.
     """
 
     __slots__ = ("_counts", "_faults", "_lock", "_name", "_random", "_sleep", "enabled")
@@ -124,11 +138,13 @@ class Chaos(Policy):
         if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int)):
             raise TypeError(f"seed must be an int or None, got {seed!r}")
         self._random = random.Random(seed)
-        check_clock(clock)  # accepted, as by every time-based policy; chaos reads no time
+        check_clock(clock)
         self._sleep = check_callable("sleep", sleep)
+        if self._sleep is None:
+            self._sleep = check_callable("clock.sleep", getattr(clock, "sleep", None))
         self._name = check_name(name)
         self._lock = threading.Lock()  # one call's draws stay together
-        self._counts = {"latency": 0, "error": 0, "result": 0}
+        self._counts = [0, 0, 0]  # LATENCY, ERROR, RESULT, under the lock
 
     def _draw(self) -> tuple[float, Fault | None]:
         """This call's injected delay and its error or result fault, if any."""
@@ -143,47 +159,45 @@ class Chaos(Policy):
                     jitter = fault.jitter
                     extra = self._random.uniform(-jitter, jitter) if jitter else 0.0
                     delay += max(0.0, fault.seconds + extra)
-                    self._counts["latency"] += 1
+                    self._counts[LATENCY] += 1
                 elif chosen is None:
                     chosen = fault
-                    self._counts["error" if isinstance(fault, _Error) else "result"] += 1
+                    self._counts[ERROR if isinstance(fault, _Error) else RESULT] += 1
         return delay, chosen
 
-    def call(self, fn: Callable[P, R], /, *args: P.args, **kwargs: P.kwargs) -> R:
-        """``fn(*args, **kwargs)`` with this call's injections."""
+    # -- the protocol: faults are injected as the call enters ---------------------------
+
+    def _enter(self, args: tuple[Any, ...] | None, kwargs: dict[str, Any] | None) -> Any:
         if not self.enabled:
-            return fn(*args, **kwargs)
+            return None
         delay, chosen = self._draw()
         if delay > 0.0:
-            sleep_with(self._sleep, delay)
-        return self._outcome(chosen, fn, args, kwargs)  # type: ignore[no-any-return]
-
-    async def acall(
-        self, fn: Callable[P, Awaitable[R]], /, *args: P.args, **kwargs: P.kwargs
-    ) -> R:
-        """``await fn(*args, **kwargs)`` with this call's injections."""
-        if not self.enabled:
-            return await fn(*args, **kwargs)
-        delay, chosen = self._draw()
-        if delay > 0.0:
-            await asleep_with(self._sleep, delay)
-        value = self._outcome(chosen, fn, args, kwargs)
-        return await value if inspect.isawaitable(value) else value  # type: ignore[no-any-return]
-
-    @staticmethod
-    def _outcome(chosen: Fault | None, fn: Callable[..., Any], args: Any, kwargs: Any) -> Any:
-        if isinstance(chosen, _Error):
-            raise chosen.make()
-        if isinstance(chosen, _Result):
-            return chosen.value
-        return fn(*args, **kwargs)
+            return _Delay(delay, self._sleep, chosen)
+        return _injected(chosen)
 
     @property
-    def stats(self) -> dict[str, int]:
-        """Injections so far, by kind."""
+    def stats(self) -> ChaosStats:
         with self._lock:
-            return dict(self._counts)
+            return ChaosStats(self._name, *self._counts)
 
     def __repr__(self) -> str:
         state = "on" if self.enabled else "off"
         return f"<Chaos name={self._name!r} {state} faults={len(self._faults)}>"
+
+
+def _injected(chosen: Fault | None) -> Replace | None:
+    """The token of a call after its latency: an error raised, a result, or the call."""
+    if isinstance(chosen, _Error):
+        raise chosen.make()
+    if isinstance(chosen, _Result):
+        return Replace(chosen.value)
+    return None
+
+
+class _Delay(Sleep):
+    """Injected latency, then the call's injected error or result (``then``)."""
+
+    __slots__ = ()
+
+    def done(self) -> Replace | None:
+        return _injected(self.then)

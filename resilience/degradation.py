@@ -19,8 +19,6 @@ level, ``SHEDDABLE_PLUS`` from the third, ``CRITICAL`` from the fourth, and
 
 from __future__ import annotations
 
-import functools
-import inspect
 import math
 import threading
 import time
@@ -33,7 +31,7 @@ from typing import Any
 from . import _core
 from ._core._validate import clock as check_clock
 from ._core._validate import non_negative, positive
-from ._policy import P, R, add_listener, logger, notify
+from ._policy import Policy, Replace, add_listener, check_name, logger, notify
 from .errors import LoadShedError
 
 __all__ = ["Criticality", "DegradationManager", "current_criticality", "request_criticality"]
@@ -97,6 +95,7 @@ class DegradationManager:
         check_interval: float = 1.0,
         shed_at: Mapping[Criticality | str, str] | None = None,
         clock: Callable[[], float] | None = None,
+        name: str | None = None,
     ) -> None:
         if isinstance(levels, str) or not isinstance(levels, Iterable):
             raise TypeError(f"levels must be an iterable of names, got {levels!r}")
@@ -106,6 +105,7 @@ class DegradationManager:
         if len(set(self._levels)) != len(self._levels):
             raise ValueError(f"levels must be distinct, got {levels!r}")
         self._recovery = positive("recovery", recovery)
+        self._name = check_name(name)
         self._check_interval = non_negative("check_interval", check_interval)
         if math.isinf(self._check_interval):
             raise ValueError(f"check_interval must be finite, got {check_interval!r}")
@@ -133,6 +133,11 @@ class DegradationManager:
             return self._levels.index(level)
         except ValueError:
             raise ValueError(f"{argument} must be one of {self._levels!r}, got {level!r}") from None
+
+    @property
+    def name(self) -> str | None:
+        """The name given at construction (in ``LoadShedError``)."""
+        return self._name
 
     @property
     def levels(self) -> tuple[str, ...]:
@@ -235,7 +240,7 @@ class DegradationManager:
 
     def feature(
         self, name: str, *, off_at: str, fallback: Callable[..., Any] | None = None
-    ) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    ) -> Policy:
         """Decorate a function that is switched off at or above level ``off_at``.
 
         While it is off the function is not called and ``fallback(*args,
@@ -248,29 +253,7 @@ class DegradationManager:
             raise TypeError(f"fallback must be callable or None, got {fallback!r}")
         self._features[name] = self._index_of(off_at, "off_at")
 
-        def decorate(fn: Callable[..., Any]) -> Callable[..., Any]:
-            if inspect.iscoroutinefunction(fn):
-
-                @functools.wraps(fn)
-                async def async_feature(*args: Any, **kwargs: Any) -> Any:
-                    if self.is_enabled(name):
-                        return await fn(*args, **kwargs)
-                    if fallback is None:
-                        return None
-                    value = fallback(*args, **kwargs)
-                    return await value if inspect.isawaitable(value) else value
-
-                return async_feature
-
-            @functools.wraps(fn)
-            def feature(*args: Any, **kwargs: Any) -> Any:
-                if self.is_enabled(name):
-                    return fn(*args, **kwargs)
-                return None if fallback is None else fallback(*args, **kwargs)
-
-            return feature
-
-        return decorate
+        return _Feature(self, name, fallback)
 
     # -- load shedding -------------------------------------------------------------
 
@@ -309,36 +292,17 @@ class DegradationManager:
         index = self._current()
         if index >= self._shed_from[c]:
             self._shed.add(int(c))  # a plain int takes the counters' fast path
-            raise LoadShedError(c.name, self._levels[index])
+            raise LoadShedError(c.name, self._levels[index], name=self._name)
 
     def admission(
         self, criticality: Criticality | str | None = None
-    ) -> Callable[[Callable[P, R]], Callable[P, R]]:
+    ) -> Policy:
         """Decorate a request handler (sync or async) that ``admit`` guards.
 
         With no ``criticality`` each call is judged by the criticality of
         its context (see ``request_criticality``).
         """
-        fixed = None if criticality is None else Criticality.of(criticality)
-
-        def decorate(fn: Callable[P, R]) -> Callable[P, R]:
-            if inspect.iscoroutinefunction(fn):
-
-                @functools.wraps(fn)
-                async def async_handler(*args: P.args, **kwargs: P.kwargs) -> Any:
-                    self.admit(fixed)
-                    return await fn(*args, **kwargs)
-
-                return async_handler  # type: ignore[return-value]
-
-            @functools.wraps(fn)
-            def handler(*args: P.args, **kwargs: P.kwargs) -> R:
-                self.admit(fixed)
-                return fn(*args, **kwargs)
-
-            return handler
-
-        return decorate
+        return _Admission(self, None if criticality is None else Criticality.of(criticality))
 
     @property
     def shed_counts(self) -> dict[str, int]:
@@ -361,3 +325,37 @@ class DegradationManager:
     def __repr__(self) -> str:
         mode = "manual" if self._manual is not None else "auto"
         return f"<DegradationManager level={self._levels[self._index]!r} {mode}>"
+
+
+class _Feature(Policy):
+    """``DegradationManager.feature``'s decorator: off, the fallback answers the call."""
+
+    __slots__ = ("_fallback", "_feature", "_manager", "_name")
+
+    def __init__(
+        self, manager: DegradationManager, feature: str, fallback: Callable[..., Any] | None
+    ) -> None:
+        self._manager = manager
+        self._feature = feature
+        self._fallback = fallback
+        self._name = manager.name
+
+    def _enter(self, args: tuple[Any, ...] | None, kwargs: dict[str, Any] | None) -> Any:
+        if self._manager.is_enabled(self._feature):
+            return None
+        fallback = self._fallback
+        return Replace(None if fallback is None else fallback(*(args or ()), **(kwargs or {})))
+
+
+class _Admission(Policy):
+    """``DegradationManager.admission``'s decorator: ``admit`` before each call."""
+
+    __slots__ = ("_criticality", "_manager", "_name")
+
+    def __init__(self, manager: DegradationManager, criticality: Criticality | None) -> None:
+        self._manager = manager
+        self._criticality = criticality
+        self._name = manager.name
+
+    def _enter(self, args: tuple[Any, ...] | None, kwargs: dict[str, Any] | None) -> None:
+        self._manager.admit(self._criticality)

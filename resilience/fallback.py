@@ -2,15 +2,15 @@
 
 from __future__ import annotations
 
-import inspect
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 from . import _core
-from ._policy import NEVER_FAILURES, P, Policy, R, check_callable, check_name, check_on
+from ._policy import NEVER_FAILURES, Policy, Replace, check_name, check_on
 
 __all__ = ["Fallback", "FallbackStats"]
+
 
 @dataclass(frozen=True)
 class FallbackStats:
@@ -43,9 +43,9 @@ class Fallback(Policy):
         | Callable[[BaseException], bool] = Exception,
         name: str | None = None,
     ) -> None:
-        if handler is None:
-            raise TypeError("handler must be callable, got None")
-        self._handler = check_callable("handler", handler)
+        if not callable(handler):
+            raise TypeError(f"handler must be callable, got {handler!r}")
+        self._handler = handler
         self._matches = check_on(on)
         self._name = check_name(name)
         self._counts = _core.SELECTED.Counters(2)  # CALLS, FALLBACKS
@@ -54,36 +54,18 @@ class Fallback(Policy):
     def stats(self) -> FallbackStats:
         return FallbackStats(self._name, *self._counts.snapshot())
 
-    def _replaces(self, exc: BaseException) -> bool:
-        if isinstance(exc, NEVER_FAILURES):
-            return False
-        replaced = self._matches(exc)
-        if replaced:
-            self._counts.add(FALLBACKS)
-        return replaced
+    # -- the protocol: the arguments are kept, for the handler ----------------------
 
-    def call(self, fn: Callable[P, R], /, *args: P.args, **kwargs: P.kwargs) -> R:
-        """``fn(*args, **kwargs)``, or the handler's value when it raises one of ``on``."""
+    def _enter(self, args: tuple[Any, ...] | None, kwargs: dict[str, Any] | None) -> Any:
         self._counts.add(CALLS)
-        try:
-            return fn(*args, **kwargs)
-        except BaseException as exc:
-            if not self._replaces(exc):
-                raise
-            return self._handler(exc, *args, **kwargs)  # type: ignore[no-any-return]
+        return args, kwargs
 
-    async def acall(
-        self, fn: Callable[P, Awaitable[R]], /, *args: P.args, **kwargs: P.kwargs
-    ) -> R:
-        """``await fn(*args, **kwargs)``, or the handler's (awaited) value."""
-        self._counts.add(CALLS)
-        try:
-            return await fn(*args, **kwargs)
-        except BaseException as exc:
-            if not self._replaces(exc):
-                raise
-            value = self._handler(exc, *args, **kwargs)
-            return await value if inspect.isawaitable(value) else value  # type: ignore[no-any-return]
+    def _exit(self, token: Any, error: BaseException | None, result: Any) -> Replace | None:
+        if error is None or isinstance(error, NEVER_FAILURES) or not self._matches(error):
+            return None
+        self._counts.add(FALLBACKS)
+        args, kwargs = token
+        return Replace(self._handler(error, *args, **kwargs))
 
     def __repr__(self) -> str:
         return f"<Fallback name={self._name!r} handler={self._handler!r}>"

@@ -2,26 +2,53 @@
 
 from __future__ import annotations
 
-import contextlib
-import functools
-from collections.abc import Awaitable, Callable, Coroutine
-from types import TracebackType
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
-from ._policy import P, Policy, R, check_name, pop_entry, push_entry
+from ._policy import Block, Policy, check_name, runs_calls_itself
 
-__all__ = ["Pipeline"]
+__all__ = ["Pipeline", "PipelineStats"]
 
-class Pipeline(Policy):
+
+@dataclass(frozen=True)
+class PipelineStats:
+    """A snapshot of a pipeline: each member's stats, outermost first."""
+
+    name: str | None
+    members: tuple[Any, ...]
+
+
+Plan = tuple[tuple[Policy, ...], tuple[bool, ...]]
+
+
+def _plan(policies: tuple[Policy, ...], asynchronous: bool) -> Plan:
+    """The members a call goes through, nested pipelines flattened, and which run calls
+    themselves (the drivers hand those the rest of the call)."""
+    members: list[Policy] = []
+    delegates: list[bool] = []
+    for policy in policies:
+        if runs_calls_itself(policy, asynchronous):
+            members.append(policy)
+            delegates.append(True)
+        else:
+            inner, inner_delegates = policy._plan(asynchronous)
+            members.extend(inner)
+            delegates.extend(inner_delegates)
+    return tuple(members), tuple(delegates)
+
+
+class Pipeline(Block, Policy):
     """``Pipeline(a, b, c)`` runs a call as ``a`` around ``b`` around ``c`` around it.
 
-    As a decorator it wraps once (each policy's own, compiled where it has
-    one, wrapper around the next); ``call`` / ``acall`` compose per call. It
-    is a context manager (``with`` / ``async with``) only when every member
-    is one of that kind: members are entered in order and left in reverse.
+    ``call`` / ``acall`` and the ``with`` forms run every member's steps of
+    the protocol in one go. As a decorator it wraps once: each member's own
+    decorator (compiled where it has one) around the next. It is a context
+    manager (``with`` / ``async with``) only when every member is one of that
+    kind.
     """
 
-    __slots__ = ("_name", "policies")
+    __slots__ = ("_name", "_plans", "policies")
 
     def __init__(self, *policies: Policy, name: str | None = None) -> None:
         for policy in policies:
@@ -29,80 +56,39 @@ class Pipeline(Policy):
                 raise TypeError(f"Pipeline takes policies, got {policy!r}")
         self.policies = policies
         self._name = check_name(name)
+        self._plans = (_plan(policies, False), _plan(policies, True))
 
-    def _wrap_sync(self, fn: Callable[P, R]) -> Callable[P, R]:
+    def _plan(self, asynchronous: bool) -> Plan:
+        return self._plans[asynchronous]
+
+    def _fast_sync(self, fn: Callable[..., Any]) -> Any:
         for policy in reversed(self.policies):
-            fn = policy._wrap_sync(fn)
+            fn = policy(fn)
         return fn
 
-    def _wrap_async(
-        self, fn: Callable[P, Awaitable[R]]
-    ) -> Callable[P, Coroutine[Any, Any, R]]:
-        wrapped = fn
-        for policy in reversed(self.policies):
-            wrapped = policy._wrap_async(wrapped)
-        return wrapped  # type: ignore[return-value]
-
-    def call(self, fn: Callable[P, R], /, *args: P.args, **kwargs: P.kwargs) -> R:
-        """``fn(*args, **kwargs)`` through every policy, the first outermost."""
-        inner: Callable[..., Any] = fn
-        for policy in reversed(self.policies):
-            inner = functools.partial(policy.call, inner)
-        return inner(*args, **kwargs)  # type: ignore[no-any-return]
-
-    async def acall(
-        self, fn: Callable[P, Awaitable[R]], /, *args: P.args, **kwargs: P.kwargs
-    ) -> R:
-        """``await fn(*args, **kwargs)`` through every policy, the first outermost."""
-        inner: Callable[..., Any] = fn
-        for policy in reversed(self.policies):
-            inner = functools.partial(policy.acall, inner)
-        return await inner(*args, **kwargs)  # type: ignore[no-any-return]
+    _fast_async = _fast_sync
 
     @property
-    def stats(self) -> tuple[Any, ...]:
-        """Each member's stats, outermost first."""
-        return tuple(policy.stats for policy in self.policies)  # type: ignore[attr-defined]
+    def stats(self) -> PipelineStats:
+        return PipelineStats(
+            self._name,
+            tuple(policy.stats for policy in self.policies),  # type: ignore[attr-defined]
+        )
 
     def _members_with(self, method: str) -> None:
-        for policy in self.policies:
+        asynchronous = method.startswith("__a")
+        for policy in self._plans[asynchronous][0]:  # nested pipelines' members included
             if not hasattr(policy, method):
-                form = "async with" if method.startswith("__a") else "with"
+                form = "async with" if asynchronous else "with"
                 raise TypeError(f"{policy!r} has no `{form}` form, so this pipeline has none")
 
     def __enter__(self) -> Pipeline:
         self._members_with("__enter__")
-        with contextlib.ExitStack() as stack:
-            for policy in self.policies:
-                stack.enter_context(policy)  # type: ignore[arg-type]
-            push_entry(self, stack.pop_all())
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> bool:
-        stack: contextlib.ExitStack = pop_entry(self)
-        return bool(stack.__exit__(exc_type, exc, tb))
+        return super().__enter__()  # type: ignore[no-any-return]
 
     async def __aenter__(self) -> Pipeline:
         self._members_with("__aenter__")
-        async with contextlib.AsyncExitStack() as stack:
-            for policy in self.policies:
-                await stack.enter_async_context(policy)  # type: ignore[arg-type]
-            push_entry(self, stack.pop_all())
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> bool:
-        stack: contextlib.AsyncExitStack = pop_entry(self)
-        return bool(await stack.__aexit__(exc_type, exc, tb))
+        return await super().__aenter__()  # type: ignore[no-any-return]
 
     def __repr__(self) -> str:
         members = ", ".join(map(repr, self.policies))

@@ -15,7 +15,6 @@ import threading
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from types import TracebackType
 from typing import Any
 
 from . import _core
@@ -23,20 +22,23 @@ from ._core._validate import clock as check_clock
 from ._core._validate import non_negative, number, positive
 from ._policy import (
     NEVER_FAILURES,
-    P,
+    Acquiring,
+    AsyncCall,
+    Block,
     Policy,
-    R,
-    asleep_with,
+    Sleep,
+    Wait,
     check_callable,
     check_name,
-    pop_entry,
-    push_entry,
-    sleep_with,
+    finish_async,
+    finish_sync,
+    keeps,
 )
 from .errors import RateLimitExceeded
 from .timeout import remaining
 
 __all__ = ["AdaptiveRateLimiter", "RateLimiter", "RateLimiterStats"]
+
 
 @dataclass(frozen=True)
 class RateLimiterStats:
@@ -51,7 +53,7 @@ class RateLimiterStats:
     rejected: int
 
 
-class RateLimiter(Policy):
+class RateLimiter(Block, Policy):
     """``rate`` operations per ``per`` seconds, in bursts of up to ``burst`` (default ``rate``).
 
     ``try_acquire`` never waits. ``acquire`` / ``aacquire`` wait up to
@@ -68,6 +70,7 @@ class RateLimiter(Policy):
         "_max_wait",
         "_name",
         "_per",
+        "_plain",
         "_rate",
         "_sleep",
     )
@@ -95,6 +98,8 @@ class RateLimiter(Policy):
         self._bucket = self._impl.TokenBucket(
             self._rate / self._per, capacity, clock=check_clock(clock)
         )
+        # Fast paths stand in for acquire only where a subclass kept it.
+        self._plain = keeps(self, RateLimiter, "acquire", "aacquire")
 
     # -- acquiring -------------------------------------------------------------
 
@@ -102,91 +107,51 @@ class RateLimiter(Policy):
         """Take ``tokens`` if they are there now; never waits."""
         return bool(self._bucket.try_acquire(tokens))
 
-    def _limit(self, timeout: float | None) -> float:
+    def _wait_limit(self) -> float:
+        """The longest wait a call may make now: ``max_wait``, within the deadline."""
+        return min(self._max_wait, remaining())
+
+    def _begin(self, tokens: float, timeout: float | None) -> Sleep | None:
+        """Reserve ``tokens``: None when they are there, else the sleep until they are.
+
+        Raises RateLimitExceeded when they would come too late. An
+        interrupted sleep gives the tokens back.
+        """
         wait = self._max_wait if timeout is None else non_negative("timeout", timeout)
-        return min(wait, remaining()) if wait > 0.0 else 0.0
-
-    def _reserve(self, tokens: float, timeout: float | None) -> float:
-        """Reserve the tokens; the wait before they are there, or RateLimitExceeded."""
-        wait: float = self._bucket.reserve(tokens, self._limit(timeout))
-        if wait < 0.0:
-            raise self._exceeded(tokens)
-        return wait
-
-    def _exceeded(self, tokens: float) -> RateLimitExceeded:
-        return RateLimitExceeded(self._name, self._bucket.wait_time(tokens))
+        bucket = self._bucket
+        reserved: float = bucket.reserve(tokens, min(wait, remaining()) if wait > 0.0 else 0.0)
+        if reserved < 0.0:
+            raise RateLimitExceeded(self._name, bucket.wait_time(tokens))
+        if reserved == 0.0:
+            return None
+        return Sleep(reserved, self._sleep, on_abandon=functools.partial(bucket.refund, tokens))
 
     def acquire(self, tokens: float = 1, timeout: float | None = None) -> None:
         """Take ``tokens``, sleeping for them up to ``timeout`` (default ``max_wait``)."""
-        wait = self._reserve(tokens, timeout)
-        if wait > 0.0:
-            self._sleep_for(wait, tokens)
-
-    def _sleep_for(self, wait: float, tokens: float) -> None:
-        try:
-            sleep_with(self._sleep, wait)
-        except BaseException:
-            self._bucket.refund(tokens)  # interrupted: the tokens go back
-            raise
+        finish_sync(self._begin(tokens, timeout))
 
     async def aacquire(self, tokens: float = 1, timeout: float | None = None) -> None:
         """Take ``tokens``, awaiting them up to ``timeout`` (default ``max_wait``)."""
-        wait = self._reserve(tokens, timeout)
-        if wait > 0.0:
-            await self._asleep_for(wait, tokens)
+        await finish_async(self._begin(tokens, timeout))
 
-    async def _asleep_for(self, wait: float, tokens: float) -> None:
-        try:
-            await asleep_with(self._sleep, wait)
-        except BaseException:
-            self._bucket.refund(tokens)  # cancelled: the tokens go back
-            raise
+    def _pause(self, wait: float) -> None:
+        """Sleep for a reservation of one token that a compiled wrapper made."""
+        finish_sync(Sleep(wait, self._sleep, on_abandon=functools.partial(self._bucket.refund, 1)))
 
-    # -- call forms ------------------------------------------------------------
+    # -- the protocol ------------------------------------------------------------
 
-    def call(self, fn: Callable[P, R], /, *args: P.args, **kwargs: P.kwargs) -> R:
-        """Take one token, then ``fn(*args, **kwargs)``."""
-        self.acquire()
-        return fn(*args, **kwargs)
+    def _enter(self, args: tuple[Any, ...] | None, kwargs: dict[str, Any] | None) -> Any:
+        return self._begin(1, None) if self._plain else Acquiring(self)
 
-    async def acall(
-        self, fn: Callable[P, Awaitable[R]], /, *args: P.args, **kwargs: P.kwargs
-    ) -> R:
-        """Take one token, then ``await fn(*args, **kwargs)``."""
-        wait = self._reserve(1, None)
-        if wait > 0.0:  # only then is there anything to await
-            await self._asleep_for(wait, 1)
-        return await fn(*args, **kwargs)
+    def _fast_sync(self, fn: Callable[..., Any]) -> Any:
+        if not self._plain:
+            return None
+        return self._impl.LimiterCall(
+            fn, self._bucket, self._name, self._max_wait > 0.0, self._wait_limit, self._pause
+        )
 
-    def _wrap_sync(self, fn: Callable[P, R]) -> Callable[P, R]:
-        # The compiled twin takes the token in C.
-        wrapper = self._impl.LimiterCall(self, fn)
-        functools.update_wrapper(wrapper, fn)
-        return wrapper  # type: ignore[no-any-return]
-
-    def __enter__(self) -> RateLimiter:
-        self.acquire()
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        return None
-
-    async def __aenter__(self) -> RateLimiter:
-        await self.aacquire()
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        return None
+    def _fast_async(self, fn: Callable[..., Any]) -> Any:
+        return AsyncCall(_limited_fast_path, self._enter, fn) if self._plain else None
 
     # -- reading -----------------------------------------------------------------
 
@@ -310,61 +275,57 @@ class AdaptiveRateLimiter(RateLimiter):
             self._rate = new
             self._bucket.set_rate(new / self._per)
 
-    def _observe(self, exc: BaseException | None, start: float) -> None:
-        if exc is None:
-            self.record_success(self._clock() - start)
-        elif not isinstance(exc, NEVER_FAILURES):
+    # -- the protocol: every call's outcome adjusts the rate -----------------------
+
+    def _enter(self, args: tuple[Any, ...] | None, kwargs: dict[str, Any] | None) -> Any:
+        wait = super()._enter(args, kwargs)
+        return self._clock() if wait is None else _StartsAfter(wait, self._clock)
+
+    def _exit(self, token: Any, error: BaseException | None, result: Any) -> None:
+        if error is None:
+            self.record_success(self._clock() - token)
+        elif not isinstance(error, NEVER_FAILURES):
             self.record_failure()
 
-    def call(self, fn: Callable[P, R], /, *args: P.args, **kwargs: P.kwargs) -> R:
-        self.acquire()
-        start = self._clock()
-        try:
-            result = fn(*args, **kwargs)
-        except BaseException as exc:
-            self._observe(exc, start)
-            raise
-        self._observe(None, start)
-        return result
+    def _fast_sync(self, fn: Callable[..., Any]) -> Any:
+        return None  # outcomes are observed in Python: the protocol's own path
 
-    async def acall(
-        self, fn: Callable[P, Awaitable[R]], /, *args: P.args, **kwargs: P.kwargs
-    ) -> R:
-        await self.aacquire()
-        start = self._clock()
-        try:
-            result = await fn(*args, **kwargs)
-        except BaseException as exc:
-            self._observe(exc, start)
-            raise
-        self._observe(None, start)
-        return result
+    def _fast_async(self, fn: Callable[..., Any]) -> Any:
+        return None
 
-    def _wrap_sync(self, fn: Callable[P, R]) -> Callable[P, R]:
-        return Policy._wrap_sync(self, fn)  # outcomes are observed in Python
 
-    def __enter__(self) -> AdaptiveRateLimiter:
-        self.acquire()
-        push_entry(self, self._clock())
-        return self
+class _StartsAfter(Wait):
+    """A wait, then the clock's reading as it ends: when the call starts."""
 
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self._observe(exc, pop_entry(self))
+    __slots__ = ("_clock", "_wait")
 
-    async def __aenter__(self) -> AdaptiveRateLimiter:
-        await self.aacquire()
-        push_entry(self, self._clock())
-        return self
+    def __init__(self, wait: Wait, clock: Callable[[], float]) -> None:
+        self._wait = wait
+        self._clock = clock
 
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self._observe(exc, pop_entry(self))
+    def wait_sync(self) -> None:
+        self._wait.wait_sync()
+
+    async def wait_async(self) -> None:
+        await self._wait.wait_async()
+
+    def done(self) -> float:
+        self._wait.done()
+        return self._clock()
+
+    def abandon(self) -> None:
+        self._wait.abandon()
+
+
+async def _limited_fast_path(
+    enter: Callable[[None, None], Sleep | None],
+    fn: Callable[..., Awaitable[Any]],
+    /,
+    *args: Any,
+    **kwargs: Any,
+) -> Any:
+    """The async decorator of a RateLimiter: the protocol's steps, with nothing to settle."""
+    wait = enter(None, None)  # a token now, the sleep for one, or RateLimitExceeded
+    if wait is not None:
+        await finish_async(wait)
+    return await fn(*args, **kwargs)

@@ -10,7 +10,6 @@ With ``sleep=FakeClock.sleep`` (or ``.asleep``) retries are instant in tests.
 
 from __future__ import annotations
 
-import functools
 import math
 import sys
 import threading
@@ -21,19 +20,31 @@ from types import TracebackType
 from typing import Any
 
 from . import _core
+from ._core._layout import (
+    RETRY_ATTEMPTS,
+    RETRY_CALLS,
+    RETRY_COUNTERS,
+    RETRY_FAILURES,
+    RETRY_RETRIES,
+    RETRY_SUCCESSES,
+)
 from ._core._validate import clock as check_clock
 from ._core._validate import count, non_negative, number, optional, positive
 from ._policy import (
     NEVER_FAILURES,
-    P,
+    AsyncCall,
     Policy,
-    R,
-    asleep_with,
+    Wait,
     check_callable,
     check_name,
     check_on,
+    finish_async,
+    finish_sync,
     notify,
-    sleep_with,
+    resume_async,
+    resume_sync,
+    sleep_async,
+    sleep_sync,
 )
 from .backoff import Backoff, exponential
 from .errors import RetryError
@@ -126,10 +137,6 @@ class RetryBudget:
         )
 
 
-# Indexes of Retry's counters, in RetryStats' order.
-CALLS, ATTEMPTS, RETRIES, SUCCESSES, FAILURES = range(5)
-
-
 def _retry_after(exc: BaseException) -> float | None:
     """A numeric ``retry_after`` on the exception (CircuitOpenError, RateLimitExceeded...)."""
     value = getattr(exc, "retry_after", None)
@@ -154,9 +161,9 @@ class Retry(Policy):
         "_attempts",
         "_backoff",
         "_budget",
-        "_call_clock",
         "_cap",
         "_clock",
+        "_clock_arg",
         "_counts",
         "_deadline",
         "_impl",
@@ -201,10 +208,10 @@ class Retry(Policy):
         self._on_retry = [] if on_retry is None else [check_callable("on_retry", on_retry)]
         self._name = check_name(name)
         self._sleep = check_callable("sleep", sleep)
-        self._call_clock = check_clock(clock)  # None: compiled wrappers read the C clock
-        self._clock: Callable[[], float] = self._call_clock or time.monotonic
+        self._clock_arg = check_clock(clock)  # None: compiled wrappers read the C clock
+        self._clock: Callable[[], float] = self._clock_arg or time.monotonic
         self._impl = _core.SELECTED  # the twin its counters and wrappers run on
-        self._counts = self._impl.Counters(len(RetryStats.__dataclass_fields__) - 1)
+        self._counts = self._impl.Counters(RETRY_COUNTERS)
 
     # -- deciding ------------------------------------------------------------
 
@@ -227,103 +234,50 @@ class Retry(Policy):
             return None
         return delay
 
-    def _count(self, index: int) -> None:
-        self._counts.add(index)
+    # -- the protocol: each attempt's outcome decides whether to run again -------------
 
-    # -- call forms ------------------------------------------------------------
+    def _enter(self, args: tuple[Any, ...] | None, kwargs: dict[str, Any] | None) -> _Run:
+        return _Run(self)
 
-    def call(self, fn: Callable[P, R], /, *args: P.args, **kwargs: P.kwargs) -> R:
-        """``fn(*args, **kwargs)``, retried."""
-        return self._attempts_from(_Run(self), None, fn, args, kwargs)
+    def _exit(self, token: _Run, error: BaseException | None, result: Any) -> _Backoff | None:
+        """The wait before the next attempt; None when the call is done."""
+        # after_result raises RetryError when it gives up on results.
+        again = token.after_exception(error) if error is not None else token.after_result(result)
+        return _Backoff(token) if again else None
 
-    def _wrap_sync(self, fn: Callable[P, R]) -> Callable[P, R]:
+    def _fast_sync(self, fn: Callable[..., Any]) -> Any:
         if self._budget is not None or self._retry_if_result is not None:
-            return super()._wrap_sync(fn)  # every attempt needs Python: no fast path
+            return None  # every attempt needs Python: no fast path
         # The compiled twin makes the first attempt in C.
-        wrapper = self._impl.RetryCall(self, fn)
-        functools.update_wrapper(wrapper, fn)
-        return wrapper  # type: ignore[no-any-return]
+        return self._impl.RetryCall(fn, self._counts, self._resume, self._clock_arg)
+
+    def _fast_async(self, fn: Callable[..., Any]) -> Any:
+        if self._budget is not None or self._retry_if_result is not None:
+            return None
+        return AsyncCall(_first_attempt_fast_path, self._counts, self._clock, self._aresume, fn)
 
     def _resume(
         self,
         failure: BaseException,
         started: float,
-        fn: Callable[..., R],
+        fn: Callable[..., Any],
         args: tuple[Any, ...],
         kwargs: dict[str, Any],
-    ) -> R:
-        """Go on after a first attempt that the compiled wrapper made, counted and saw fail."""
-        return self._attempts_from(_Run(self, started), failure, fn, args, kwargs)
+    ) -> Any:
+        """Go on after a first attempt that a fast path made, counted and saw fail."""
+        return resume_sync(self, _Run(self, started), failure, fn, args, kwargs)
 
-    def _attempts_from(
+    async def _aresume(
         self,
-        run: _Run,
-        failure: BaseException | None,
-        fn: Callable[..., R],
+        failure: BaseException,
+        started: float,
+        fn: Callable[..., Awaitable[Any]],
         args: tuple[Any, ...],
         kwargs: dict[str, Any],
-    ) -> R:
-        if failure is not None:
-            delay = run.after_exception(failure)
-            if delay is None:
-                raise failure
-            sleep_with(self._sleep, delay)
-        while True:
-            try:
-                result = fn(*args, **kwargs)
-            except BaseException as exc:
-                delay = run.after_exception(exc)
-                if delay is None:
-                    raise
-            else:
-                delay = run.after_result(result)
-                if delay is None:
-                    return result
-            sleep_with(self._sleep, delay)
+    ) -> Any:
+        return await resume_async(self, _Run(self, started), failure, fn, args, kwargs)
 
-    async def acall(
-        self, fn: Callable[P, Awaitable[R]], /, *args: P.args, **kwargs: P.kwargs
-    ) -> R:
-        """``await fn(*args, **kwargs)``, retried."""
-        if self._budget is not None or self._retry_if_result is not None:
-            return await self._aattempts_from(_Run(self), None, fn, args, kwargs)
-        # The first attempt, counted inline: most calls need no more.
-        counts = self._counts
-        started = self._clock()
-        counts.add(CALLS)
-        counts.add(ATTEMPTS)
-        try:
-            result = await fn(*args, **kwargs)
-        except BaseException as exc:
-            return await self._aattempts_from(_Run(self, started), exc, fn, args, kwargs)
-        counts.add(SUCCESSES)
-        return result
-
-    async def _aattempts_from(
-        self,
-        run: _Run,
-        failure: BaseException | None,
-        fn: Callable[..., Awaitable[R]],
-        args: tuple[Any, ...],
-        kwargs: dict[str, Any],
-    ) -> R:
-        if failure is not None:
-            delay = run.after_exception(failure)
-            if delay is None:
-                raise failure
-            await asleep_with(self._sleep, delay)
-        while True:
-            try:
-                result = await fn(*args, **kwargs)
-            except BaseException as exc:
-                delay = run.after_exception(exc)
-                if delay is None:
-                    raise
-            else:
-                delay = run.after_result(result)
-                if delay is None:
-                    return result
-            await asleep_with(self._sleep, delay)
+    # -- retrying a block --------------------------------------------------------
 
     def __iter__(self) -> Iterator[Attempt]:
         """``for attempt in retry: with attempt: ...`` retries the block on exceptions."""
@@ -331,9 +285,9 @@ class Retry(Policy):
         while True:
             attempt = Attempt(run)
             yield attempt
-            if attempt.delay is None:  # the block succeeded (or was never run)
+            if not attempt.retried:  # the block succeeded, gave up (or was never run)
                 return
-            sleep_with(self._sleep, attempt.delay)
+            finish_sync(_Backoff(run))
 
     async def __aiter__(self) -> AsyncIterator[Attempt]:
         """``async for attempt in retry: with attempt: ...``."""
@@ -341,9 +295,9 @@ class Retry(Policy):
         while True:
             attempt = Attempt(run)
             yield attempt
-            if attempt.delay is None:  # the block succeeded (or was never run)
+            if not attempt.retried:
                 return
-            await asleep_with(self._sleep, attempt.delay)
+            await finish_async(_Backoff(run))
 
     # -- reading -----------------------------------------------------------------
 
@@ -361,13 +315,15 @@ class Retry(Policy):
 
 
 class _Run:
-    """One call through a Retry: counts its attempts and decides after each.
+    """One call through a Retry: decides after each attempt.
 
-    The call forms differ only in how they call and sleep; every decision is
-    made here, once.
+    Every form of a call makes its decisions here, once. An attempt is
+    counted as it starts (at the end of its ``_Backoff``): a call abandoned
+    during its backoff (cancelled, interrupted) counts no attempt it never
+    made, and counts as a call that failed.
     """
 
-    __slots__ = ("_retry", "attempt", "previous", "started")
+    __slots__ = ("_retry", "attempt", "delay", "previous", "started")
 
     def __init__(self, retry: Retry, started: float | None = None) -> None:
         """A new call; or, with ``started``, one whose first attempt was already counted."""
@@ -375,54 +331,83 @@ class _Run:
         if started is None:
             if retry._budget is not None:
                 retry._budget.deposit()
-            retry._count(CALLS)
-            retry._count(ATTEMPTS)
+            counts = retry._counts
+            counts.add(RETRY_CALLS)
+            counts.add(RETRY_ATTEMPTS)
             started = retry._clock()
         self.started = started
         self.attempt = 1
+        self.delay = 0.0
         self.previous: float | None = None
 
-    def after_exception(self, exc: BaseException) -> float | None:
-        """The wait before retrying, or None: re-raise ``exc`` (a note says why)."""
+    def after_exception(self, exc: BaseException) -> bool:
+        """Whether to retry after ``exc`` (waiting ``delay``); if not, a note says why."""
         if isinstance(exc, NEVER_FAILURES):
-            return None  # neither retried nor counted as a failure
+            return False  # neither retried nor counted as a failure
         if not self._retry._matches(exc):
-            self._retry._count(FAILURES)
-            return None
-        delay = self._next(exc, None)
-        if delay is None and sys.version_info >= (3, 11):
+            self._retry._counts.add(RETRY_FAILURES)
+            return False
+        if self._decide(exc, None):
+            return True
+        if sys.version_info >= (3, 11):
             exc.add_note(f"resilience: gave up after {self.attempt} attempt(s)")
-        return delay
+        return False
 
-    def after_result(self, result: Any) -> float | None:
-        """The wait before retrying, or None: return ``result``. RetryError when giving up."""
+    def after_result(self, result: Any) -> bool:
+        """Whether to retry after ``result``; RetryError when it asks for one that cannot be."""
         judge = self._retry._retry_if_result
         if judge is None or not judge(result):
             self.succeeded()
-            return None
-        delay = self._next(None, result)
-        if delay is None:
-            raise RetryError(self.attempt, last_result=result)
-        return delay
+            return False
+        if self._decide(None, result):
+            return True
+        raise RetryError(self.attempt, last_result=result)
 
     def succeeded(self) -> None:
-        self._retry._count(SUCCESSES)
+        self._retry._counts.add(RETRY_SUCCESSES)
 
-    def _next(self, exc: BaseException | None, result: Any) -> float | None:
+    def _decide(self, exc: BaseException | None, result: Any) -> bool:
         retry = self._retry
         delay = retry._next_delay(self.attempt, self.previous, exc, self.started)
         if delay is None:
-            retry._count(FAILURES)
-            return None
+            retry._counts.add(RETRY_FAILURES)
+            return False
         if retry._on_retry:
             elapsed = retry._clock() - self.started
             state = RetryState(retry._name, self.attempt, delay, exc, result, elapsed)
             notify(retry._on_retry, state)
-        retry._count(RETRIES)
-        retry._count(ATTEMPTS)
+        self.delay = delay
+        return True
+
+    def next_attempt(self) -> _Run:
+        """The backoff is over: the next attempt starts."""
+        counts = self._retry._counts
+        counts.add(RETRY_RETRIES)
+        counts.add(RETRY_ATTEMPTS)
         self.attempt += 1
-        self.previous = delay
-        return delay
+        self.previous = self.delay
+        return self
+
+
+class _Backoff(Wait):
+    """The wait before a run's next attempt; then the run goes on."""
+
+    __slots__ = ("_run",)
+
+    def __init__(self, run: _Run) -> None:
+        self._run = run
+
+    def wait_sync(self) -> None:
+        sleep_sync(self._run.delay, self._run._retry._sleep)
+
+    async def wait_async(self) -> None:
+        await sleep_async(self._run.delay, self._run._retry._sleep)
+
+    def done(self) -> _Run:
+        return self._run.next_attempt()
+
+    def abandon(self) -> None:
+        self._run._retry._counts.add(RETRY_FAILURES)
 
 
 class Attempt:
@@ -440,6 +425,11 @@ class Attempt:
         self.number = run.attempt
         self.delay: float | None = None  # set when the block failed and is retried
 
+    @property
+    def retried(self) -> bool:
+        """Whether the block failed and another attempt follows."""
+        return self.delay is not None
+
     def __enter__(self) -> Attempt:
         return self
 
@@ -452,8 +442,34 @@ class Attempt:
         if exc is None:
             self._run.succeeded()  # a block has no result for retry_if_result to judge
             return False
-        self.delay = self._run.after_exception(exc)
-        return self.delay is not None
+        if not self._run.after_exception(exc):
+            return False
+        self.delay = self._run.delay
+        return True
 
     def __repr__(self) -> str:
         return f"<Attempt {self.number}>"
+
+
+async def _first_attempt_fast_path(
+    counts: Any,
+    clock: Callable[[], float],
+    resume: Callable[..., Awaitable[Any]],
+    fn: Callable[..., Awaitable[Any]],
+    /,
+    *args: Any,
+    **kwargs: Any,
+) -> Any:
+    """The async decorator of a Retry: the first attempt inline (most calls need no more)."""
+    started = clock()
+    counts.add(RETRY_CALLS)
+    counts.add(RETRY_ATTEMPTS)
+    try:
+        result = await fn(*args, **kwargs)
+    except BaseException as exc:
+        failure = exc
+    else:
+        counts.add(RETRY_SUCCESSES)
+        return result
+    # Out of the except block: a later attempt's error is not chained to this one.
+    return await resume(failure, started, fn, args, kwargs)

@@ -10,21 +10,20 @@ thread — which Python cannot kill — runs on to its end in the background.
 
 from __future__ import annotations
 
-import asyncio
 import contextvars
+import functools
 import math
-import sys
-import threading
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from dataclasses import dataclass
 from types import TracebackType
 from typing import Any
 
 from . import _core
+from ._bounded import Scope, Worker
 from ._core._validate import clock as check_clock
 from ._core._validate import non_negative
-from ._policy import P, Policy, R, SyncEntry, check_name, pop_entry, push_entry
+from ._policy import AsyncBlock, P, Policy, R, SyncEntry, check_name, pop_entry, push_entry
 from .errors import TimeoutExceeded
 
 __all__ = ["Timeout", "TimeoutStats", "deadline", "remaining"]
@@ -78,7 +77,7 @@ class deadline(SyncEntry):
         return f"deadline({self.seconds!r})"
 
 
-class Timeout(Policy):
+class Timeout(AsyncBlock, Policy):
     """At most ``seconds`` for a call (or less, when the current deadline is nearer).
 
     ``math.inf`` sets no limit of its own; 0 leaves no time (a sync call is
@@ -91,12 +90,11 @@ class Timeout(Policy):
     it — so give sync code its own timeouts where it has them.
     """
 
-    __slots__ = ("_counts", "_name", "_scopes", "seconds")
+    __slots__ = ("_counts", "_name", "seconds")
 
     def __init__(self, seconds: float, *, name: str | None = None) -> None:
         self.seconds = non_negative("seconds", seconds)
         self._name = check_name(name)
-        self._scopes: list[Any] = []
         self._counts = _core.SELECTED.Counters(2)  # CALLS, TIMEOUTS
 
     def _timed_out(self, limit: float) -> TimeoutExceeded:
@@ -116,57 +114,24 @@ class Timeout(Policy):
         self._counts.add(CALLS)
         if limit <= 0.0:
             raise self._timed_out(limit)
-        outcome: list[Any] = []
-        done = threading.Event()
-        context = contextvars.copy_context()
-
-        def work() -> None:
-            try:
-                outcome.append((True, context.run(fn, *args, **kwargs)))
-            except BaseException as exc:  # handed to the caller
-                outcome.append((False, exc))
-            finally:
-                done.set()
-
-        threading.Thread(target=work, name=f"resilience-timeout-{self._name}", daemon=True).start()
-        if not done.wait(None if limit > threading.TIMEOUT_MAX else limit):
+        worker = Worker(
+            functools.partial(fn, *args, **kwargs), name=f"resilience-timeout-{self._name}"
+        )
+        if not worker.wait(limit):
             raise self._timed_out(limit)
-        ok, value = outcome[0]
-        if ok:
-            return value  # type: ignore[no-any-return]
-        raise value
+        return worker.result()
 
-    async def acall(
-        self, fn: Callable[P, Awaitable[R]], /, *args: P.args, **kwargs: P.kwargs
-    ) -> R:
-        """``await fn(...)``, cancelled at the limit."""
-        async with self:
-            return await fn(*args, **kwargs)
+    # -- the protocol, for async calls and blocks (a sync call is ``call``'s own) --------
 
-    async def __aenter__(self) -> Timeout:
-        scope = _Scope(self._limit())
+    def _enter(self, args: tuple[Any, ...] | None, kwargs: dict[str, Any] | None) -> Scope:
+        scope = Scope(self._limit())
         self._counts.add(CALLS)
-        self._scopes.append(scope)
         scope.enter()
-        return self
+        return scope
 
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        # Scopes of one Timeout object nest within a task; tasks sharing the
-        # object each find their own scope.
-        task = asyncio.current_task()
-        for i in range(len(self._scopes) - 1, -1, -1):
-            if self._scopes[i].task is task:
-                scope = self._scopes.pop(i)
-                break
-        else:  # pragma: no cover - __aexit__ without __aenter__
-            raise RuntimeError("Timeout.__aexit__ without a matching __aenter__ in this task")
-        if scope.expired(exc):
-            raise self._timed_out(scope.limit) from exc
+    def _exit(self, token: Scope, error: BaseException | None, result: Any) -> None:
+        if token.expired(error):
+            raise self._timed_out(token.limit) from error
 
     def __repr__(self) -> str:
         return f"Timeout({self.seconds!r}, name={self._name!r})"
@@ -182,48 +147,3 @@ class TimeoutStats:
 
 
 CALLS, TIMEOUTS = range(2)
-
-
-class _Scope:
-    """One ``async with Timeout``: cancels its task at the limit, tells its timeout apart.
-
-    The same job as ``asyncio.timeout`` (3.11+), written once so 3.10 behaves
-    alike: the cancel it sends is told apart from any other by counting it,
-    and withdrawn (``uncancel``) where the interpreter tracks such counts.
-    """
-
-    __slots__ = ("_cancelling", "_handle", "fired", "limit", "task")
-
-    def __init__(self, limit: float) -> None:
-        self.limit = limit
-        self.fired = False
-        task = asyncio.current_task()
-        if task is None:
-            raise RuntimeError("Timeout must be used inside an asyncio task")
-        self.task = task
-        self._handle: asyncio.TimerHandle | None = None
-
-    def enter(self) -> None:
-        if self.limit == math.inf:
-            return  # no limit: nothing to schedule
-        # Cancels already pending on the task are not ours to turn into a timeout.
-        self._cancelling = 0
-        if sys.version_info >= (3, 11):
-            self._cancelling = self.task.cancelling()
-        loop = asyncio.get_running_loop()
-        self._handle = loop.call_at(loop.time() + self.limit, self._fire)
-
-    def _fire(self) -> None:
-        self.fired = True
-        self.task.cancel()
-
-    def expired(self, exc: BaseException | None) -> bool:
-        """At the block's end: whether its CancelledError is this scope's timeout."""
-        if self._handle is not None:
-            self._handle.cancel()
-        if not self.fired:
-            return False
-        if sys.version_info >= (3, 11):
-            if self.task.uncancel() > self._cancelling:
-                return False  # someone else cancelled the task too: let that cancel through
-        return isinstance(exc, asyncio.CancelledError)

@@ -30,7 +30,7 @@ import pytest
 import resilience
 from resilience import chaos
 from resilience.backoff import constant
-from resilience.chaos import Chaos
+from resilience.chaos import Chaos, ChaosStats
 from resilience.errors import CircuitOpenError, InjectedFault, ResilienceError
 from resilience.testing import FakeClock
 
@@ -46,8 +46,9 @@ class Boom(Exception):
 def counts(policy: Chaos) -> dict[str, int]:
     """The three documented counters of ``policy.stats``."""
     stats = policy.stats
-    assert isinstance(stats, dict)
-    return {kind: stats[kind] for kind in KINDS}
+    assert isinstance(stats, ChaosStats)
+    assert stats.name == policy.name
+    return {kind: getattr(stats, kind) for kind in KINDS}
 
 
 def zero() -> dict[str, int]:
@@ -731,8 +732,8 @@ def test_stats_is_a_snapshot_not_mutated_by_later_calls() -> None:
     policy = Chaos(chaos.result("r"), enabled=True)
     before = policy.stats
     policy.call(Spy())
-    assert before["result"] == 0
-    assert policy.stats["result"] == 1
+    assert before.result == 0
+    assert policy.stats.result == 1
 
 
 # --------------------------------------------------------------------------

@@ -1,9 +1,10 @@
 """Health: statuses, thresholds, timeouts and non-overlap, probes, the checker, reports.
 
-Every expectation comes from DESIGN.md ("Health") and the docstrings of
-``resilience.health``. Threshold tests script the probe's results and run on
-a ``FakeClock``. Probes talk to real sockets on 127.0.0.1 started here: a TCP
-listener, an HTTP server answering 200 and 503, and a closed port.
+Every expectation comes from the docstrings of ``resilience.health`` and the
+design in docs/architecture.md. Threshold tests script the probe's results
+and run on a ``FakeClock``. Probes talk to real sockets on 127.0.0.1 started
+here: a TCP listener, an HTTP server answering 200 and 503, and a closed
+port.
 
 Timeouts are real time, so the real waits here are short (``TINY``). Hanging
 probes block on a ``threading.Event`` that each test sets before it ends.

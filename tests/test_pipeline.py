@@ -1269,8 +1269,12 @@ def test_fallback_stats_count_calls_and_replacements(policy_impl):
 def test_pipeline_stats_are_its_members_stats_outermost_first(policy_impl):
     fallback = Fallback(lambda exc: None)
     breaker = CircuitBreaker("b")
-    pipeline = Pipeline(fallback, breaker)
+    pipeline = Pipeline(fallback, breaker, name="p")
     pipeline.call(lambda: 1)
-    outer, inner = pipeline.stats
+    stats = pipeline.stats
+    assert stats.name == "p"
+    with pytest.raises(AttributeError):
+        stats.name = "q"  # type: ignore[misc]  # a frozen snapshot
+    outer, inner = stats.members
     assert outer == fallback.stats and outer.calls == 1
     assert inner == breaker.stats and inner.total_calls == 1

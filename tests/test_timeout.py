@@ -1,10 +1,10 @@
-"""Timeout, deadline() and remaining(): the contract of DESIGN.md.
+"""Timeout, deadline() and remaining(): the contract of their docstrings.
 
-"Timeouts and deadlines", "Errors" and the forms table of "Public API" are
-the contract; the tests use the public API only. Deadlines are read on a
-FakeClock where the count matters; Timeout runs on the real clock with
-limits of a few hundredths of a second, and the tests only ask whether a
-call timed out or not, never how long it took.
+The design behind it (timeouts and deadlines, errors, the forms of the
+public API) is in docs/architecture.md; the tests use the public API only.
+Deadlines are read on a FakeClock where the count matters; Timeout runs on
+the real clock with limits of a few hundredths of a second, and the tests
+only ask whether a call timed out or not, never how long it took.
 """
 
 from __future__ import annotations

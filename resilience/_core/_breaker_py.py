@@ -20,18 +20,31 @@ two-step form; in HALF_OPEN they settle the oldest probe).
 
 The listener, if any, is called as ``listener(old, new)`` after each change of
 state, outside the lock; it must not raise.
+
+Speed: ``acquire`` and the ``record_*`` methods are what a protected call
+costs, so they check plain arguments inline (the shared checks in
+``_validate`` run only for anything else, and raise the same errors), take
+the lock with acquire/try/finally rather than ``with`` (on CPython that skips
+the __enter__/__exit__ lookups and calls, most of the cost of a short
+critical section), and settle the common cases inline: a permit in CLOSED or
+DISABLED, a rejection in OPEN, an outcome in CLOSED with a count window. Two
+reads need no lock at all, as they change nothing: ``_permit`` (the
+generation while CLOSED or DISABLED, else -1, one attribute that ``_enter``
+keeps under the lock) and, for a release, whether the state is HALF_OPEN
+(only there does settling a token change anything).
 """
 
 from __future__ import annotations
 
 import math
+import sys
 import threading
 from collections.abc import Callable
 from time import monotonic
 
 from ._clock_py import read_now
 from ._validate import clock as check_clock
-from ._validate import count, non_negative_finite, optional, positive, ratio
+from ._validate import clock_reading, count, finite, non_negative_finite, optional, positive, ratio
 from ._validate import generation as check_generation
 from ._window_py import CountWindow, TimeWindow
 
@@ -49,6 +62,11 @@ FREE = -1  # a probe slot with no permit out
 # lock only when an operation needs it (a trip, a time window).
 UNREAD = math.nan
 
+INF = math.inf
+MAX_GENERATION = sys.maxsize
+FAILURE = 1  # the bits of a call in a CountWindow's ring
+SLOW = 2
+
 Listener = Callable[[int, int], object]
 
 
@@ -58,6 +76,7 @@ class BreakerCore:
     __slots__ = (
         "_clock",
         "_consecutive_failures",
+        "_count_window",
         "_counter",
         "_failure_rate",
         "_failure_threshold",
@@ -69,15 +88,18 @@ class BreakerCore:
         "_minimum_calls",
         "_open_duration",
         "_opened_at",
+        "_permit",
         "_probe_successes",
         "_probe_times",
         "_probe_tokens",
         "_probes_out",
+        "_rated",
         "_rejected",
         "_reset_timeout",
         "_reset_timeout_max",
         "_slow_call_duration",
         "_slow_call_rate",
+        "_slow_limit",
         "_state",
         "_timed_window",
         "_total_calls",
@@ -107,6 +129,8 @@ class BreakerCore:
         self._failure_threshold = count("failure_threshold", failure_threshold, 0)
         self._failure_rate = optional(ratio, "failure_rate", failure_rate)
         self._slow_call_duration = optional(positive, "slow_call_duration", slow_call_duration)
+        # A call is slow when its duration (finite) reaches this: never without the rule.
+        self._slow_limit = INF if self._slow_call_duration is None else self._slow_call_duration
         self._slow_call_rate = optional(ratio, "slow_call_rate", slow_call_rate)
         size = count("window", window)
         duration = optional(positive, "window_duration", window_duration)
@@ -124,17 +148,23 @@ class BreakerCore:
             raise TypeError(f"listener must be callable or None, got {listener!r}")
         self._listener = listener
         self._window: CountWindow | TimeWindow
+        # The window again when it counts calls (the outcomes' fast path), else None.
+        self._count_window: CountWindow | None
         if duration is None:
-            self._window = CountWindow(size)
+            self._window = self._count_window = CountWindow(size)
             self._minimum_calls = min(self._minimum_calls, size)
             self._timed_window = False
         else:
             self._window = TimeWindow(duration, clock=clock)
+            self._count_window = None
             self._timed_window = True
+        # Whether a rate rule is on: without one, a success cannot trip.
+        self._rated = self._failure_rate is not None or self._slow_call_rate is not None
         self._lock = threading.Lock()
         self._state = CLOSED
         self._counter = 0
         self._generation = 0
+        self._permit = 0
         self._last = -math.inf
         self._opened_at = 0.0
         self._open_duration = self._reset_timeout
@@ -175,6 +205,7 @@ class BreakerCore:
         self._state = state
         self._counter += 1
         self._generation = self._counter
+        self._permit = self._counter if state in (CLOSED, DISABLED) else -1
         for i in range(self._half_open_calls):
             self._probe_tokens[i] = FREE
         self._probes_out = 0
@@ -208,13 +239,46 @@ class BreakerCore:
 
     def acquire(self, now: float | None = None) -> int:
         """Take a permit: a token for its outcome, or -1 when the call is refused."""
-        with self._lock:
-            if self._state in (CLOSED, DISABLED):
-                return self._generation
-        t = self._given_time(now)
-        with self._lock:
+        token = self._permit  # CLOSED or DISABLED: the generation, no lock needed
+        if token >= 0:
+            return token
+        # _given_time, inlined
+        if now is None:
+            clock = self._clock
+            if clock is None:
+                t = UNREAD
+            else:
+                t = clock()
+                if type(t) is not float or t - t != 0.0:
+                    t = clock_reading(t)
+        elif type(now) is float and now - now == 0.0:
+            t = now
+        else:
+            t = finite("now", now)
+        lock = self._lock
+        lock.acquire()
+        try:
+            state = self._state
+            if state == OPEN:
+                # _open_if_due's time and test, inlined: a rejection needs no more.
+                if t != t:
+                    t = monotonic()
+                last = self._last
+                if t < last:
+                    t = last
+                else:
+                    self._last = t
+                if t < self._opened_at + self._open_duration:
+                    self._rejected += 1
+                    return -1
+            elif state == FORCED_OPEN:
+                self._rejected += 1
+                return -1
             token, change = self._acquire(t)
-        self._notify(change)
+        finally:
+            lock.release()
+        if change is not None and self._listener is not None:
+            self._listener(change[0], change[1])
         return token
 
     def _acquire(self, t: float) -> tuple[int, tuple[int, int] | None]:
@@ -271,50 +335,153 @@ class BreakerCore:
         self, duration: float = 0.0, now: float | None = None, generation: int = -1
     ) -> None:
         """A permitted call succeeded (slow when it took ``slow_call_duration`` or more)."""
-        self._record(False, duration, now, generation)
+        # The arguments' checks and _given_time, inlined for plain arguments.
+        if type(duration) is not float or (duration != 0.0 and not 0.0 < duration < INF):
+            duration = non_negative_finite("duration", duration)
+        if type(generation) is not int or not -1 <= generation <= MAX_GENERATION:
+            generation = check_generation(generation)
+        if now is None:
+            clock = self._clock
+            if clock is None:
+                t = UNREAD
+            else:
+                t = clock()
+                if type(t) is not float or t - t != 0.0:
+                    t = clock_reading(t)
+        elif type(now) is float and now - now == 0.0:
+            t = now
+        else:
+            t = finite("now", now)
+        slow = duration >= self._slow_limit
+        change = None
+        lock = self._lock
+        lock.acquire()
+        try:
+            # _apply, inlined for the outcomes that settle in a few stores.
+            self._total_calls += 1
+            if slow:
+                self._total_slow_calls += 1
+            state = self._state
+            if state == CLOSED:
+                if generation == self._generation or generation == -1:
+                    self._consecutive_failures = 0
+                    window = self._count_window
+                    if window is None:
+                        change = self._judge(False, slow, t)
+                    else:
+                        # CountWindow._record, inlined
+                        bits = SLOW if slow else 0
+                        head = window._head
+                        if window._filled == window._size:
+                            old = window._ring[head]
+                            if old != bits:
+                                window._ring[head] = bits
+                                window._failures -= old & FAILURE
+                                window._slow += (bits >> 1) - (old >> 1)
+                        else:
+                            window._filled += 1
+                            window._calls += 1
+                            window._ring[head] = bits
+                            window._slow += bits >> 1
+                        head += 1
+                        window._head = 0 if head == window._size else head
+                        # No failure streak after a success: only a rate rule can trip.
+                        if self._rated and self._should_trip():
+                            change = self._enter(OPEN, t)
+            elif state == HALF_OPEN:
+                change = self._probe_outcome(False, t, generation)
+            # OPEN, FORCED_OPEN, DISABLED: an outcome changes nothing but the totals.
+        finally:
+            lock.release()
+        if change is not None and self._listener is not None:
+            self._listener(change[0], change[1])
 
     def record_failure(
         self, duration: float = 0.0, now: float | None = None, generation: int = -1
     ) -> None:
         """A permitted call failed."""
-        self._record(True, duration, now, generation)
-
-    def _record(self, failure: bool, duration: float, now: float | None, generation: int) -> None:
-        d = non_negative_finite("duration", duration)
-        g = check_generation(generation)
-        t = self._given_time(now)
-        with self._lock:
-            change = self._apply(failure, d, t, g)
-        self._notify(change)
-
-    def _apply(
-        self, failure: bool, duration: float, t: float, generation: int
-    ) -> tuple[int, int] | None:
-        slow = self._slow_call_duration is not None and duration >= self._slow_call_duration
-        self._total_calls += 1
-        if failure:
+        # As record_success.
+        if type(duration) is not float or (duration != 0.0 and not 0.0 < duration < INF):
+            duration = non_negative_finite("duration", duration)
+        if type(generation) is not int or not -1 <= generation <= MAX_GENERATION:
+            generation = check_generation(generation)
+        if now is None:
+            clock = self._clock
+            if clock is None:
+                t = UNREAD
+            else:
+                t = clock()
+                if type(t) is not float or t - t != 0.0:
+                    t = clock_reading(t)
+        elif type(now) is float and now - now == 0.0:
+            t = now
+        else:
+            t = finite("now", now)
+        slow = duration >= self._slow_limit
+        change = None
+        lock = self._lock
+        lock.acquire()
+        try:
+            self._total_calls += 1
             self._total_failures += 1
-        if slow:
-            self._total_slow_calls += 1
+            if slow:
+                self._total_slow_calls += 1
+            state = self._state
+            if state == CLOSED:
+                if generation == self._generation or generation == -1:
+                    streak = self._consecutive_failures + 1
+                    self._consecutive_failures = streak
+                    window = self._count_window
+                    if window is None:
+                        change = self._judge(True, slow, t)
+                    else:
+                        # CountWindow._record, inlined
+                        bits = FAILURE | SLOW if slow else FAILURE
+                        head = window._head
+                        if window._filled == window._size:
+                            old = window._ring[head]
+                            if old != bits:
+                                window._ring[head] = bits
+                                window._failures += FAILURE - (old & FAILURE)
+                                window._slow += (bits >> 1) - (old >> 1)
+                        else:
+                            window._filled += 1
+                            window._calls += 1
+                            window._ring[head] = bits
+                            window._failures += FAILURE
+                            window._slow += bits >> 1
+                        head += 1
+                        window._head = 0 if head == window._size else head
+                        # _should_trip's first rule inlined; without a rate rule, the only one.
+                        if 0 < self._failure_threshold <= streak or (
+                            self._rated and self._should_trip()
+                        ):
+                            change = self._enter(OPEN, t)
+            elif state == HALF_OPEN:
+                change = self._probe_outcome(True, t, generation)
+        finally:
+            lock.release()
+        if change is not None and self._listener is not None:
+            self._listener(change[0], change[1])
+
+    def _judge(self, failure: bool, slow: bool, t: float) -> tuple[int, int] | None:
+        """Under the lock, in CLOSED: a current outcome into the (time) window, then the rules."""
+        if self._timed_window:
+            t = self._time(t)
+        self._window._record(t, failure, slow)
+        if self._should_trip():
+            return self._enter(OPEN, t)
+        return None
+
+    def _probe_outcome(self, failure: bool, t: float, generation: int) -> tuple[int, int] | None:
+        """Under the lock, in HALF_OPEN: a probe's outcome."""
         if not self._settle(generation):
             return None
-        state = self._state
-        if state == CLOSED:
-            if failure:
-                self._consecutive_failures += 1
-            else:
-                self._consecutive_failures = 0
-            if self._timed_window:
-                t = self._time(t)
-            self._window._record(t, failure, slow)
-            if self._should_trip():
-                return self._enter(OPEN, t)
-        elif state == HALF_OPEN:
-            if failure:
-                return self._enter(OPEN, t)
-            self._probe_successes += 1
-            if self._probe_successes >= self._half_open_calls:
-                return self._enter(CLOSED, t)
+        if failure:
+            return self._enter(OPEN, t)
+        self._probe_successes += 1
+        if self._probe_successes >= self._half_open_calls:
+            return self._enter(CLOSED, t)
         return None
 
     def _should_trip(self) -> bool:
@@ -331,17 +498,29 @@ class BreakerCore:
 
     def release(self, generation: int = -1) -> None:
         """Give a permit back with no outcome (a half-open probe may be issued again)."""
-        g = check_generation(generation)
-        with self._lock:
-            self._settle(g)
+        if type(generation) is not int or not -1 <= generation <= MAX_GENERATION:
+            generation = check_generation(generation)
+        if self._state != HALF_OPEN:
+            return  # settling changes nothing outside HALF_OPEN: no lock needed
+        lock = self._lock
+        lock.acquire()
+        try:
+            self._settle(generation)
+        finally:
+            lock.release()
 
     def record_ignored(self, generation: int = -1) -> None:
         """The call ended in an ignored exception: counted, then released."""
-        g = check_generation(generation)
-        with self._lock:
+        if type(generation) is not int or not -1 <= generation <= MAX_GENERATION:
+            generation = check_generation(generation)
+        lock = self._lock
+        lock.acquire()
+        try:
             self._total_ignored += 1
-            self._settle(g)
-
+            if self._state == HALF_OPEN:  # elsewhere settling changes nothing
+                self._settle(generation)
+        finally:
+            lock.release()
 
     # -- manual control ----------------------------------------------------
 
@@ -381,16 +560,20 @@ class BreakerCore:
     def retry_after(self, now: float | None = None) -> float:
         """Seconds until a call may be let through: 0 when one may now, inf when forced open."""
         t = self._given_time(now)
-        with self._lock:
+        lock = self._lock
+        lock.acquire()
+        try:
             state = self._state
             if state == FORCED_OPEN:
-                return math.inf
+                return INF
             if state == OPEN:
                 return max(0.0, self._opened_at + self._open_duration - self._time(t))
             if state == HALF_OPEN and self._probes_out >= self._half_open_calls:
                 oldest = min(self._probe_times)  # every slot is taken
                 return max(0.0, oldest + self._open_duration - self._time(t))
             return 0.0
+        finally:
+            lock.release()
 
     def window_totals(self, now: float | None = None) -> tuple[int, int, int]:
         """``(calls, failures, slow_calls)`` in the current window."""

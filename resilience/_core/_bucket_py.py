@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 import threading
 from collections.abc import Callable
+from time import monotonic
 
 from ._clock_py import read_now
 from ._validate import clock as check_clock
@@ -16,6 +17,9 @@ from ._validate import non_negative, non_negative_finite, positive
 # caller's ``now + wait`` at t = 1e6 s is rounded to about 1e-10 s).
 TOLERANCE = 1e-9
 TIME_ROUNDING = 4 * 2.220446049250313e-16
+
+INF = math.inf
+EXACT_INT = 2**53  # ints up to this are floats exactly (what the check would return)
 
 
 class TokenBucket:
@@ -63,30 +67,82 @@ class TokenBucket:
             self._tokens = min(self._capacity, self._tokens + (now - self._last) * self._rate)
             self._last = now
 
+    # _holds and _wait are the reference form of what the hot methods below
+    # inline (the compiled twin keeps them as C helpers).
+
     def _holds(self, n: float) -> bool:
         slack = TOLERANCE + self._rate * abs(self._last) * TIME_ROUNDING
         return self._tokens + slack >= n
 
+    # The hot methods below inline _refill and _holds, with the same
+    # arithmetic in the same order (the twins compute the same floats), check
+    # their arguments inline when they are plain finite floats (or small
+    # ints), leaving anything else to the shared checks, read the
+    # monotonic clock directly when neither ``now`` nor a clock is given, and
+    # take the lock without ``with`` (cheaper on CPython). Holding ``n`` when
+    # the count alone covers it needs no slack: ``tokens + slack >= tokens``.
+
     def try_acquire(self, tokens: float = 1.0, now: float | None = None) -> bool:
         """Take ``tokens`` if the bucket holds them; never waits."""
-        n = non_negative_finite("tokens", tokens)
-        t = read_now(self._clock, now)
-        with self._lock:
-            self._refill(t)
-            if self._holds(n):
-                self._tokens -= n
+        if type(tokens) is float and 0.0 <= tokens < INF:
+            n = tokens
+        elif type(tokens) is int and 0 <= tokens <= EXACT_INT:
+            n = float(tokens)
+        else:
+            n = non_negative_finite("tokens", tokens)
+        t = monotonic() if now is None and self._clock is None else read_now(self._clock, now)
+        lock = self._lock
+        lock.acquire()
+        try:
+            last = self._last
+            if t > last:
+                level = self._tokens + (t - last) * self._rate
+                capacity = self._capacity
+                if not level < capacity:  # min(capacity, level), NaN included
+                    level = capacity
+                self._last = last = t
+            else:
+                level = self._tokens
+            if level >= n or level + (TOLERANCE + self._rate * abs(last) * TIME_ROUNDING) >= n:
+                self._tokens = level - n
                 self._granted += 1
                 return True
+            self._tokens = level
             self._rejected += 1
             return False
+        finally:
+            lock.release()
 
     def wait_time(self, tokens: float = 1.0, now: float | None = None) -> float:
         """Seconds until ``tokens`` can be taken: 0 now, ``inf`` if over capacity."""
-        n = non_negative_finite("tokens", tokens)
-        t = read_now(self._clock, now)
-        with self._lock:
-            self._refill(t)
-            return self._wait(n)
+        if type(tokens) is float and 0.0 <= tokens < INF:
+            n = tokens
+        elif type(tokens) is int and 0 <= tokens <= EXACT_INT:
+            n = float(tokens)
+        else:
+            n = non_negative_finite("tokens", tokens)
+        t = monotonic() if now is None and self._clock is None else read_now(self._clock, now)
+        lock = self._lock
+        lock.acquire()
+        try:
+            last = self._last
+            if t > last:
+                level = self._tokens + (t - last) * self._rate
+                capacity = self._capacity
+                if not level < capacity:  # min(capacity, level), NaN included
+                    level = capacity
+                self._tokens = level
+                self._last = last = t
+            else:
+                level = self._tokens
+            # _wait, inlined
+            if n > self._capacity:
+                return INF
+            if level >= n or level + (TOLERANCE + self._rate * abs(last) * TIME_ROUNDING) >= n:
+                return 0.0
+            return (n - level) / self._rate
+        finally:
+            lock.release()
 
     def _wait(self, n: float) -> float:
         if n > self._capacity:
@@ -105,26 +161,71 @@ class TokenBucket:
         the order they reserved; one that gives up hands its tokens back with
         ``refund``.
         """
-        n = non_negative_finite("tokens", tokens)
-        limit = non_negative("max_wait", max_wait)
-        t = read_now(self._clock, now)
-        with self._lock:
-            self._refill(t)
-            wait = self._wait(n)
-            if wait > limit or wait == math.inf:
+        if type(tokens) is float and 0.0 <= tokens < INF:
+            n = tokens
+        elif type(tokens) is int and 0 <= tokens <= EXACT_INT:
+            n = float(tokens)
+        else:
+            n = non_negative_finite("tokens", tokens)
+        if type(max_wait) is float and max_wait >= 0.0:  # NaN fails this
+            limit = max_wait
+        else:
+            limit = non_negative("max_wait", max_wait)
+        t = monotonic() if now is None and self._clock is None else read_now(self._clock, now)
+        lock = self._lock
+        lock.acquire()
+        try:
+            last = self._last
+            if t > last:
+                level = self._tokens + (t - last) * self._rate
+                capacity = self._capacity
+                if not level < capacity:  # min(capacity, level), NaN included
+                    level = capacity
+                self._tokens = level
+                self._last = last = t
+            else:
+                level = self._tokens
+            # _wait, inlined
+            if n > self._capacity:
                 self._rejected += 1
                 return -1.0
-            self._tokens -= n
+            if level >= n or level + (TOLERANCE + self._rate * abs(last) * TIME_ROUNDING) >= n:
+                wait = 0.0
+            else:
+                wait = (n - level) / self._rate
+                if wait > limit or wait == INF:
+                    self._rejected += 1
+                    return -1.0
+            self._tokens = level - n
             self._granted += 1
             return wait
+        finally:
+            lock.release()
 
     def refund(self, tokens: float = 1.0, now: float | None = None) -> None:
         """Give back tokens taken by ``reserve`` or ``try_acquire`` and not used."""
-        n = non_negative_finite("tokens", tokens)
-        t = read_now(self._clock, now)
-        with self._lock:
-            self._refill(t)
-            self._tokens = min(self._capacity, self._tokens + n)
+        if type(tokens) is float and 0.0 <= tokens < INF:
+            n = tokens
+        elif type(tokens) is int and 0 <= tokens <= EXACT_INT:
+            n = float(tokens)
+        else:
+            n = non_negative_finite("tokens", tokens)
+        t = monotonic() if now is None and self._clock is None else read_now(self._clock, now)
+        lock = self._lock
+        lock.acquire()
+        try:
+            last = self._last
+            level = self._tokens
+            capacity = self._capacity
+            if t > last:
+                level = level + (t - last) * self._rate
+                if not level < capacity:  # min(capacity, level), NaN included
+                    level = capacity
+                self._last = t
+            level = level + n
+            self._tokens = level if level < capacity else capacity
+        finally:
+            lock.release()
 
     def set_rate(self, rate: float, now: float | None = None) -> None:
         """Change the refill rate; tokens accrued so far keep the old rate."""

@@ -8,45 +8,40 @@ from resilience._core._semaphore_c cimport SemaphoreCore
 from resilience._core._vectorcall_c cimport vectorcallfunc
 
 
-@cython.final
-cdef class BreakerCall:
+cdef class _Wrapper:
     cdef vectorcallfunc _vectorcall
     cdef object _fn
+    cdef dict __dict__
+
+
+@cython.final
+cdef class BreakerCall(_Wrapper):
     cdef BreakerCore _core
     cdef object _name
-    cdef object _when_open
-    cdef bint _falls_back
-    cdef object _settle_exception
-    cdef object _settle_result
+    cdef object _fallback
+    cdef object _settle
     cdef object _clock
     cdef bint _timed
     cdef bint _judges_results
-    cdef dict __dict__
 
     cdef inline double _now(self) except? -1.0
     cdef object _run(self, long long token, PyObject** args, size_t nargsf, PyObject* kwnames)
 
 
 @cython.final
-cdef class LimiterCall:
-    cdef vectorcallfunc _vectorcall
-    cdef object _fn
+cdef class LimiterCall(_Wrapper):
     cdef TokenBucket _bucket
     cdef object _name
     cdef bint _waits
     cdef object _limit
-    cdef object _sleep_for
-    cdef dict __dict__
+    cdef object _pause
 
 
 @cython.final
-cdef class RetryCall:
-    cdef vectorcallfunc _vectorcall
-    cdef object _fn
+cdef class RetryCall(_Wrapper):
     cdef Counters _counts
     cdef object _resume
     cdef object _clock
-    cdef dict __dict__
 
 
 cdef class BulkheadGate:
@@ -56,10 +51,7 @@ cdef class BulkheadGate:
 
 
 @cython.final
-cdef class BulkheadCall:
-    cdef vectorcallfunc _vectorcall
-    cdef object _fn
+cdef class BulkheadCall(_Wrapper):
     cdef SemaphoreCore _core
     cdef object _acquire
     cdef object _release
-    cdef dict __dict__

@@ -1,15 +1,15 @@
 """Compiled per-call wrappers of the policies, twins of ``_calls_py.py``.
 
-``CircuitBreaker(fn)`` returns a ``BreakerCall``: the protected call's fast
-path (take a permit, call, record a success) and the refusal while open run
-here in C; classifying an exception, judging a result and a fallback are the
-policy's own Python code, called back only when needed. ``RateLimiter(fn)``
-returns a ``LimiterCall`` in the same way: the token is taken and a refusal
-raised in C; only a wait goes back to Python.
+Each is built from explicit arguments — the core object, the callbacks for
+the slow paths, the flags — never from a policy's attributes. The fast path
+of a call (take a permit or a token, call, settle a plain success) and a
+refusal run here in C; whatever needs judgement (classifying an exception,
+a fallback, a wait) calls back into the policy through those callbacks.
 
-Refusals are raised by hand (``PyErr_SetObject`` and NULL): no traceback
-entry for the wrapper and no Python ``__init__`` (the errors' args are their
-fields), so a refusal costs little more than the raise itself.
+Refusals are raised by hand (``PyErr_SetObject`` and NULL), built with
+``__new__`` (their args are their fields): no traceback entry for the
+wrapper and no Python ``__init__``, so a refusal costs little more than the
+raise itself.
 """
 
 cimport cython
@@ -31,35 +31,48 @@ from resilience._core._vectorcall_c cimport (
 
 from types import MethodType
 
-from resilience.errors import CircuitOpenError, RateLimitExceeded
+from resilience._core._errors import CircuitOpenError, RateLimitExceeded
+from resilience._core import _layout
 
-# Retry's counters, in RetryStats' order (resilience/retry.py).
-cdef enum:
-    CALLS = 0
-    ATTEMPTS = 1
-    SUCCESSES = 3
+cdef Py_ssize_t RETRY_CALLS = _layout.RETRY_CALLS
+cdef Py_ssize_t RETRY_ATTEMPTS = _layout.RETRY_ATTEMPTS
+cdef Py_ssize_t RETRY_SUCCESSES = _layout.RETRY_SUCCESSES
 
 
-@cython.final
-cdef class BreakerCall:
-    """``fn`` protected by a circuit breaker policy (made by ``CircuitBreaker``)."""
-
-    def __init__(self, policy, fn):
-        self._fn = fn
-        self._core = policy._core
-        self._name = policy._name
-        self._when_open = policy._when_open
-        self._falls_back = policy._fallback is not None
-        self._settle_exception = policy._settle_exception
-        self._settle_result = policy._settle_result
-        self._clock = policy._call_clock
-        self._timed = policy._timed
-        self._judges_results = policy._failure_if is not None
-        self._vectorcall = <vectorcallfunc>_breaker_vectorcall
+cdef class _Wrapper:
+    """What the wrappers share: the function, binding like a function, a repr."""
 
     def __call__(self, *args, **kwargs):
         # Callers that do not use vectorcall land here, and go on to it.
         return PyVectorcall_Call(self, args, kwargs)
+
+    def __get__(self, obj, objtype):
+        # Bind like a function, so decorated methods receive ``self``.
+        return self if obj is None else MethodType(self, obj)
+
+    def __repr__(self):
+        return f"<{type(self).__name__} {self._fn!r}>"
+
+
+@cython.final
+cdef class BreakerCall(_Wrapper):
+    """``fn`` protected by a circuit breaker's core.
+
+    ``settle(token, error, result, start)`` answers a permit whenever the
+    outcome needs judging; ``fallback`` (or None) answers refused calls.
+    """
+
+    def __init__(self, fn, BreakerCore core, name, fallback, settle, clock, bint timed,
+                 bint judges_results):
+        self._fn = fn
+        self._core = core
+        self._name = name
+        self._fallback = fallback
+        self._settle = settle
+        self._clock = clock
+        self._timed = timed
+        self._judges_results = judges_results
+        self._vectorcall = <vectorcallfunc>_breaker_vectorcall
 
     cdef inline double _now(self) except? -1.0:
         return monotonic() if self._clock is None else read_now(self._clock, None)
@@ -69,22 +82,15 @@ cdef class BreakerCall:
         try:
             result = PyObject_Vectorcall(self._fn, args, nargsf, kwnames)
         except BaseException as exc:
-            self._settle_exception(token, exc, start)
+            self._settle(token, exc, None, start)
             raise
         if self._judges_results:
-            self._settle_result(token, result, start)
+            self._settle(token, None, result, start)
         elif self._timed:
             self._core.settle(False, self._now() - start, token, None)
         else:
             self._core.succeed(token)
         return result
-
-    def __get__(self, obj, objtype):
-        # Bind like a function, so decorated methods receive ``self``.
-        return self if obj is None else MethodType(self, obj)
-
-    def __repr__(self):
-        return f"<BreakerCall {self._fn!r}>"
 
 
 cdef PyObject* _breaker_vectorcall(
@@ -92,10 +98,12 @@ cdef PyObject* _breaker_vectorcall(
 ) except NULL:
     cdef long long token = self._core.take(None)
     if token < 0:
-        if self._falls_back:
-            result = PyObject_Vectorcall(self._when_open, args, nargsf, kwnames)
+        if self._fallback is not None:
+            result = PyObject_Vectorcall(self._fallback, args, nargsf, kwnames)
         else:
-            error = CircuitOpenError(self._name, self._core.wait_for_permit(None))
+            error = CircuitOpenError.__new__(
+                CircuitOpenError, self._name, self._core.wait_for_permit(None)
+            )
             PyErr_SetObject(CircuitOpenError, error)
             return NULL
     else:
@@ -105,80 +113,70 @@ cdef PyObject* _breaker_vectorcall(
 
 
 @cython.final
-cdef class LimiterCall:
-    """``fn`` behind a rate limiter policy (made by ``RateLimiter``): one token a call."""
+cdef class LimiterCall(_Wrapper):
+    """``fn`` behind a token bucket: one token a call.
 
-    def __init__(self, policy, fn):
+    Without waits (``waits`` false) a call with no token is refused at once.
+    With them, ``limit()`` gives the longest wait allowed now and
+    ``pause(seconds)`` waits for a reservation (giving its token back if
+    interrupted).
+    """
+
+    def __init__(self, fn, TokenBucket bucket, name, bint waits, limit, pause):
         self._fn = fn
-        self._bucket = policy._bucket
-        self._name = policy._name
-        self._waits = policy._max_wait > 0.0
-        self._limit = policy._limit
-        self._sleep_for = policy._sleep_for
+        self._bucket = bucket
+        self._name = name
+        self._waits = waits
+        self._limit = limit
+        self._pause = pause
         self._vectorcall = <vectorcallfunc>_limiter_vectorcall
-
-    def __call__(self, *args, **kwargs):
-        return PyVectorcall_Call(self, args, kwargs)
-
-    def __get__(self, obj, objtype):
-        return self if obj is None else MethodType(self, obj)
-
-    def __repr__(self):
-        return f"<LimiterCall {self._fn!r}>"
 
 
 cdef PyObject* _limiter_vectorcall(
     LimiterCall self, PyObject** args, size_t nargsf, PyObject* kwnames
 ) except NULL:
-    # Without max_wait there is nothing to wait for, so no deadline to read.
-    cdef double limit = self._limit(None) if self._waits else 0.0
+    # Without waits there is nothing to wait for, so no deadline to read.
+    cdef double limit = self._limit() if self._waits else 0.0
     cdef double wait = self._bucket.take(1.0, limit, None)
     if wait < 0.0:
-        error = RateLimitExceeded(self._name, self._bucket.wait_for(1.0, None))
+        error = RateLimitExceeded.__new__(
+            RateLimitExceeded, self._name, self._bucket.wait_for(1.0, None)
+        )
         PyErr_SetObject(RateLimitExceeded, error)
         return NULL
     if wait > 0.0:
-        self._sleep_for(wait, 1.0)
+        self._pause(wait)
     result = PyObject_Vectorcall(self._fn, args, nargsf, kwnames)
     Py_INCREF(result)
     return <PyObject*>result
 
 
 @cython.final
-cdef class RetryCall:
-    """``fn`` retried by a Retry policy (made by ``Retry`` when it has no budget
-    and no ``retry_if_result``): the first attempt runs here, counted in C; a
-    failure goes on in the policy's Python loop."""
+cdef class RetryCall(_Wrapper):
+    """``fn`` retried: the first attempt runs here, counted in C into ``counts``
+    (``_layout``'s RETRY_* indices); after a failure,
+    ``resume(error, started, fn, args, kwargs)`` goes on in Python."""
 
-    def __init__(self, policy, fn):
+    def __init__(self, fn, Counters counts, resume, clock):
         self._fn = fn
-        self._counts = policy._counts
-        self._resume = policy._resume
-        self._clock = policy._call_clock
+        self._counts = counts
+        self._resume = resume
+        self._clock = clock
         self._vectorcall = <vectorcallfunc>_retry_vectorcall
-
-    def __call__(self, *args, **kwargs):
-        return PyVectorcall_Call(self, args, kwargs)
-
-    def __get__(self, obj, objtype):
-        return self if obj is None else MethodType(self, obj)
-
-    def __repr__(self):
-        return f"<RetryCall {self._fn!r}>"
 
 
 cdef PyObject* _retry_vectorcall(
     RetryCall self, PyObject** args, size_t nargsf, PyObject* kwnames
 ) except NULL:
-    self._counts.inc(CALLS)
-    self._counts.inc(ATTEMPTS)
     cdef double started = monotonic() if self._clock is None else read_now(self._clock, None)
+    self._counts.inc(RETRY_CALLS)
+    self._counts.inc(RETRY_ATTEMPTS)
     try:
         result = PyObject_Vectorcall(self._fn, args, nargsf, kwnames)
     except BaseException as exc:
         failure = exc
     else:
-        self._counts.inc(SUCCESSES)
+        self._counts.inc(RETRY_SUCCESSES)
         Py_INCREF(result)
         return <PyObject*>result
     result = self._resume(
@@ -188,21 +186,58 @@ cdef PyObject* _retry_vectorcall(
     return <PyObject*>result
 
 
-cdef class BulkheadGate:
-    """Base of ``Bulkhead``: ``with`` takes a free permit and gives it back in C.
+@cython.final
+cdef class BulkheadCall(_Wrapper):
+    """``fn`` holding a permit of ``core``: a free one is taken and given back
+    in C; ``acquire()`` queues for one and ``release()`` hands one to a
+    queued caller."""
 
-    Queueing for a permit and handing one to a queued caller stay in the
-    policy's Python ``acquire`` / ``release``, reached only when there is no
-    free permit or someone is queued.
+    def __init__(self, fn, SemaphoreCore core, acquire, release):
+        self._fn = fn
+        self._core = core
+        self._acquire = acquire
+        self._release = release
+        self._vectorcall = <vectorcallfunc>_bulkhead_vectorcall
+
+
+cdef PyObject* _bulkhead_vectorcall(
+    BulkheadCall self, PyObject** args, size_t nargsf, PyObject* kwnames
+) except NULL:
+    cdef bint took
+    cdef int released
+    with cython.critical_section(self._core):
+        took = self._core.take_free()
+    if not took:
+        self._acquire()
+    try:
+        result = PyObject_Vectorcall(self._fn, args, nargsf, kwnames)
+    finally:
+        with cython.critical_section(self._core):
+            released = self._core.give_back()
+        if not released:
+            self._release()
+    Py_INCREF(result)
+    return <PyObject*>result
+
+
+cdef class BulkheadGate:
+    """Base of ``Bulkhead``: its ``with`` / ``async with`` forms.
+
+    Bound to a core (``_bind_core``), a free permit is taken and given back
+    in C; queueing, and handing a permit to a queued caller, go through the
+    policy's public ``acquire`` / ``aacquire`` / ``release``. Bound to None
+    (a subclass overriding those methods, or a core of the other twin),
+    every block goes through them.
     """
 
-    def _bind_core(self, SemaphoreCore core):
-        self._gate_core = core
+    def _bind_core(self, core):
+        self._gate_core = core if type(core) is SemaphoreCore else None
 
     def __enter__(self):
-        cdef bint took
-        with cython.critical_section(self._gate_core):
-            took = self._gate_core.take_free()
+        cdef bint took = False
+        if self._gate_core is not None:
+            with cython.critical_section(self._gate_core):
+                took = self._gate_core.take_free()
         if not took:
             self.acquire()
         return self
@@ -211,17 +246,19 @@ cdef class BulkheadGate:
         self._give_back()
 
     cdef int _give_back(self) except -1:
-        cdef int released
-        with cython.critical_section(self._gate_core):
-            released = self._gate_core.give_back()
+        cdef int released = 0
+        if self._gate_core is not None:
+            with cython.critical_section(self._gate_core):
+                released = self._gate_core.give_back()
         if not released:
             self.release()  # someone is queued: hand the permit over
         return 0
 
     def __aenter__(self):
-        cdef bint took
-        with cython.critical_section(self._gate_core):
-            took = self._gate_core.take_free()
+        cdef bint took = False
+        if self._gate_core is not None:
+            with cython.critical_section(self._gate_core):
+                took = self._gate_core.take_free()
         return _DONE if took else self.aacquire()
 
     def __aexit__(self, exc_type, exc, tb):
@@ -256,47 +293,6 @@ cdef PyObject* _done_next(PyObject* self) noexcept:
 (<AsyncTypeSlots*>_Done).tp_as_async.am_await = _done_await
 (<AsyncTypeSlots*>_Done).tp_iternext = _done_next
 cdef _Done _DONE = _Done()
-
-
-@cython.final
-cdef class BulkheadCall:
-    """``fn`` holding a bulkhead permit (made by ``Bulkhead``)."""
-
-    def __init__(self, policy, fn):
-        self._fn = fn
-        self._core = policy._core
-        self._acquire = policy.acquire
-        self._release = policy.release
-        self._vectorcall = <vectorcallfunc>_bulkhead_vectorcall
-
-    def __call__(self, *args, **kwargs):
-        return PyVectorcall_Call(self, args, kwargs)
-
-    def __get__(self, obj, objtype):
-        return self if obj is None else MethodType(self, obj)
-
-    def __repr__(self):
-        return f"<BulkheadCall {self._fn!r}>"
-
-
-cdef PyObject* _bulkhead_vectorcall(
-    BulkheadCall self, PyObject** args, size_t nargsf, PyObject* kwnames
-) except NULL:
-    cdef bint took
-    cdef int released
-    with cython.critical_section(self._core):
-        took = self._core.take_free()
-    if not took:
-        self._acquire()
-    try:
-        result = PyObject_Vectorcall(self._fn, args, nargsf, kwnames)
-    finally:
-        with cython.critical_section(self._core):
-            released = self._core.give_back()
-        if not released:
-            self._release()
-    Py_INCREF(result)
-    return <PyObject*>result
 
 
 cdef BreakerCall _breaker_layout = BreakerCall.__new__(BreakerCall)

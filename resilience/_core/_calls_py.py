@@ -1,26 +1,28 @@
 """Per-call wrappers of the policies, pure-Python twins of ``_calls_c.pyx``.
 
-Each one simply runs its policy's own ``call``; the compiled twins do the
-same work with the fast path in C.
+Each is built from explicit arguments — the core object, the callbacks for
+the slow paths, the flags — and does in Python what its compiled twin does
+in C: the fast path of a call here, judgement through the callbacks.
 """
 
 from __future__ import annotations
 
+import time
 from types import MethodType
 from typing import Any
 
+from ._errors import CircuitOpenError, RateLimitExceeded
+from ._layout import RETRY_ATTEMPTS, RETRY_CALLS, RETRY_SUCCESSES
 
-class PolicyCall:
-    """``fn`` run through ``policy.call``, binding like a function."""
 
-    __slots__ = ("__dict__", "_call", "_fn")
+class _Wrapper:
+    """What the wrappers share: the function, binding like a function, a repr."""
 
-    def __init__(self, policy: Any, fn: Any) -> None:
-        self._call = policy.call
-        self._fn = fn
+    __slots__ = ("__dict__", "_fn")
+    _fn: Any
 
     def __call__(self, /, *args: Any, **kwargs: Any) -> Any:
-        return self._call(self._fn, *args, **kwargs)
+        raise NotImplementedError
 
     def __get__(self, obj: object, objtype: type | None = None) -> Any:
         # Bind like a function, so decorated methods receive ``self``.
@@ -30,47 +32,170 @@ class PolicyCall:
         return f"<{type(self).__name__} {self._fn!r}>"
 
 
-class BreakerCall(PolicyCall):
-    """``fn`` protected by a circuit breaker policy (made by ``CircuitBreaker``)."""
+class BreakerCall(_Wrapper):
+    """``fn`` protected by a circuit breaker's core.
 
-    __slots__ = ()
+    ``settle(token, error, result, start)`` answers a permit whenever the
+    outcome needs judging; ``fallback`` (or None) answers refused calls.
+    """
+
+    __slots__ = ("_clock", "_core", "_fallback", "_judges_results", "_name", "_settle", "_timed")
+
+    def __init__(
+        self,
+        fn: Any,
+        core: Any,
+        name: str | None,
+        fallback: Any,
+        settle: Any,
+        clock: Any,
+        timed: bool,
+        judges_results: bool,
+    ) -> None:
+        self._fn = fn
+        self._core = core
+        self._name = name
+        self._fallback = fallback
+        self._settle = settle
+        self._clock = time.monotonic if clock is None else clock
+        self._timed = timed
+        self._judges_results = judges_results
+
+    def __call__(self, /, *args: Any, **kwargs: Any) -> Any:
+        core = self._core
+        token = core.acquire()
+        if token < 0:
+            if self._fallback is not None:
+                return self._fallback(*args, **kwargs)
+            raise CircuitOpenError.__new__(CircuitOpenError, self._name, core.retry_after())
+        start = self._clock() if self._timed else 0.0
+        try:
+            result = self._fn(*args, **kwargs)
+        except BaseException as exc:
+            self._settle(token, exc, None, start)
+            raise
+        if self._judges_results:
+            self._settle(token, None, result, start)
+        elif self._timed:
+            core.record_success(self._clock() - start, None, token)
+        else:
+            core.record_success(0.0, None, token)
+        return result
 
 
-class LimiterCall(PolicyCall):
-    """``fn`` behind a rate limiter policy (made by ``RateLimiter``): one token a call."""
+class LimiterCall(_Wrapper):
+    """``fn`` behind a token bucket: one token a call.
 
-    __slots__ = ()
+    Without waits (``waits`` false) a call with no token is refused at once.
+    With them, ``limit()`` gives the longest wait allowed now and
+    ``pause(seconds)`` waits for a reservation (giving its token back if
+    interrupted).
+    """
+
+    __slots__ = ("_bucket", "_limit", "_name", "_pause", "_waits")
+
+    def __init__(
+        self, fn: Any, bucket: Any, name: str | None, waits: bool, limit: Any, pause: Any
+    ) -> None:
+        self._fn = fn
+        self._bucket = bucket
+        self._name = name
+        self._waits = waits
+        self._limit = limit
+        self._pause = pause
+
+    def __call__(self, /, *args: Any, **kwargs: Any) -> Any:
+        bucket = self._bucket
+        wait = bucket.reserve(1.0, self._limit() if self._waits else 0.0)
+        if wait < 0.0:
+            raise RateLimitExceeded.__new__(RateLimitExceeded, self._name, bucket.wait_time(1.0))
+        if wait > 0.0:
+            self._pause(wait)
+        return self._fn(*args, **kwargs)
 
 
-class RetryCall(PolicyCall):
-    """``fn`` retried by a Retry policy (made by ``Retry``)."""
+class RetryCall(_Wrapper):
+    """``fn`` retried: the first attempt runs here, counted into ``counts``
+    (``_layout``'s RETRY_* indices); after a failure,
+    ``resume(error, started, fn, args, kwargs)`` goes on."""
 
-    __slots__ = ()
+    __slots__ = ("_clock", "_counts", "_resume")
+
+    def __init__(self, fn: Any, counts: Any, resume: Any, clock: Any) -> None:
+        self._fn = fn
+        self._counts = counts
+        self._resume = resume
+        self._clock = time.monotonic if clock is None else clock
+
+    def __call__(self, /, *args: Any, **kwargs: Any) -> Any:
+        started = self._clock()
+        counts = self._counts
+        counts.add(RETRY_CALLS)
+        counts.add(RETRY_ATTEMPTS)
+        try:
+            result = self._fn(*args, **kwargs)
+        except BaseException as exc:
+            failure = exc
+        else:
+            counts.add(RETRY_SUCCESSES)
+            return result
+        # Out of the except block: a later attempt's error is not chained to this one.
+        return self._resume(failure, started, self._fn, args, kwargs)
 
 
-class BulkheadCall(PolicyCall):
-    """``fn`` holding a bulkhead permit (made by ``Bulkhead``)."""
+class BulkheadCall(_Wrapper):
+    """``fn`` holding a permit of ``core``: a free one is taken and given back
+    here; ``acquire()`` queues for one and ``release()`` hands one to a
+    queued caller."""
 
-    __slots__ = ()
+    __slots__ = ("_acquire", "_core", "_release")
+
+    def __init__(self, fn: Any, core: Any, acquire: Any, release: Any) -> None:
+        self._fn = fn
+        self._core = core
+        self._acquire = acquire
+        self._release = release
+
+    def __call__(self, /, *args: Any, **kwargs: Any) -> Any:
+        core = self._core
+        if not core.try_acquire(False):
+            self._acquire()
+        try:
+            return self._fn(*args, **kwargs)
+        finally:
+            if not core.release_unless_queued():
+                self._release()
 
 
 class BulkheadGate:
-    """Base of ``Bulkhead``: its ``with`` form (the compiled twin's fast path is in C)."""
+    """Base of ``Bulkhead``: its ``with`` / ``async with`` forms.
 
-    __slots__ = ()
+    Bound to a core (``_bind_core``), a free permit is taken and given back
+    directly; queueing, and handing a permit to a queued caller, go through
+    the policy's public ``acquire`` / ``aacquire`` / ``release``. Bound to
+    None (a subclass overriding those methods), every block goes through them.
+    """
+
+    __slots__ = ("_gate_core",)
 
     def _bind_core(self, core: Any) -> None:
-        pass  # the compiled twin keeps the core in a C field
+        self._gate_core = core
 
     def __enter__(self) -> Any:
-        self.acquire()  # type: ignore[attr-defined]
+        core = self._gate_core
+        if core is None or not core.try_acquire(False):
+            self.acquire()  # type: ignore[attr-defined]
         return self
 
     def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> None:
-        self.release()  # type: ignore[attr-defined]
+        core = self._gate_core
+        if core is None or not core.release_unless_queued():
+            self.release()  # type: ignore[attr-defined]
 
     async def __aenter__(self) -> None:
-        await self.aacquire()  # type: ignore[attr-defined]
+        core = self._gate_core
+        if core is None or not core.try_acquire(False):
+            await self.aacquire()  # type: ignore[attr-defined]
 
     async def __aexit__(self, exc_type: Any, exc: Any, tb: Any) -> None:
-        self.release()  # type: ignore[attr-defined]
+        self.__exit__(exc_type, exc, tb)

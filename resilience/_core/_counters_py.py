@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import sys
 import threading
 
 from ._validate import count
 
 UINT64 = (1 << 64) - 1
+MAX_STEP = sys.maxsize
 
 
 class Counters:
@@ -17,24 +19,34 @@ class Counters:
     Counts are unsigned 64-bit and wrap, like the C counters.
     """
 
-    __slots__ = ("_lock", "_values")
+    __slots__ = ("_lock", "_size", "_values")
 
     def __init__(self, size: int) -> None:
-        self._values = [0] * count("size", size)
+        self._size = count("size", size)
+        self._values = [0] * self._size
         self._lock = threading.Lock()
 
     def add(self, index: int, n: int = 1) -> None:
         """Add ``n`` (>= 0) to counter ``index``."""
-        i = self._index(index)
-        step = count("n", n, 0)
-        with self._lock:
+        if not (
+            type(index) is int and type(n) is int and 0 <= index < self._size and 0 <= n <= MAX_STEP
+        ):
+            # Anything but the policies' per-call case: checked (and raised) as always.
+            index = self._index(index)
+            n = count("n", n, 0)
+        values = self._values
+        lock = self._lock
+        lock.acquire()
+        try:
             # Unsigned 64-bit, as the compiled twin's C counters wrap.
-            self._values[i] = (self._values[i] + step) & UINT64
+            values[index] = (values[index] + n) & UINT64
+        finally:
+            lock.release()
 
     def _index(self, index: int) -> int:
         i = count("index", index, 0)
-        if i >= len(self._values):
-            raise IndexError(f"index must be < {len(self._values)}, got {index!r}")
+        if i >= self._size:
+            raise IndexError(f"index must be < {self._size}, got {index!r}")
         return i
 
     def snapshot(self) -> tuple[int, ...]:
@@ -43,7 +55,7 @@ class Counters:
             return tuple(self._values)
 
     def __len__(self) -> int:
-        return len(self._values)
+        return self._size
 
     def __repr__(self) -> str:
         return f"<Counters {list(self.snapshot())}>"

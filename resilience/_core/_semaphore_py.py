@@ -27,43 +27,66 @@ class SemaphoreCore:
         self._waiting = 0
         self._lock = threading.Lock()
 
+    # The lock is taken with acquire() and try/finally rather than ``with``:
+    # on CPython that skips looking up and calling __enter__/__exit__, which
+    # is most of the cost of these few-store methods. (The counts are ints
+    # >= 0, so ``not self._waiting`` is ``self._waiting == 0``.)
+
     def try_acquire(self, count_rejection: bool = True) -> bool:
         """Take a free permit unless someone is queued; a refusal counts unless told not to."""
-        with self._lock:
-            if self._active < self._limit and self._waiting == 0:
+        lock = self._lock
+        lock.acquire()
+        try:
+            if self._active < self._limit and not self._waiting:
                 self._active += 1
                 self._acquired += 1
                 return True
             if count_rejection:
                 self._rejected += 1
             return False
+        finally:
+            lock.release()
 
     def release(self) -> None:
         """Return a permit; RuntimeError if none is out."""
-        with self._lock:
-            if self._active == 0:
+        lock = self._lock
+        lock.acquire()
+        try:
+            active = self._active
+            if not active:
                 raise RuntimeError("release() called with no permit held")
-            self._active -= 1
+            self._active = active - 1
+        finally:
+            lock.release()
 
     def acquire_or_queue(self) -> bool:
         """Take a free permit (True), or count the caller as queued (False)."""
-        with self._lock:
+        lock = self._lock
+        lock.acquire()
+        try:
             if self._active < self._limit and self._waiting == 0:
                 self._active += 1
                 self._acquired += 1
                 return True
             self._waiting += 1
             return False
+        finally:
+            lock.release()
 
     def release_unless_queued(self) -> bool:
         """Return a permit (True), unless someone is queued: then keep it for them (False)."""
-        with self._lock:
-            if self._waiting > 0:
+        lock = self._lock
+        lock.acquire()
+        try:
+            if self._waiting:
                 return False
-            if self._active == 0:
+            active = self._active
+            if not active:
                 raise RuntimeError("release() called with no permit held")
-            self._active -= 1
+            self._active = active - 1
             return True
+        finally:
+            lock.release()
 
     def hand_over(self) -> None:
         """A queued caller gets the permit kept for it by ``release_unless_queued``."""
@@ -83,8 +106,12 @@ class SemaphoreCore:
 
     def reject(self) -> None:
         """Count a refusal decided by the caller (a full queue, a timed-out wait)."""
-        with self._lock:
+        lock = self._lock
+        lock.acquire()
+        try:
             self._rejected += 1
+        finally:
+            lock.release()
 
     def set_limit(self, limit: int) -> None:
         """Change the limit; holders above a lowered limit keep their permits."""

@@ -10,6 +10,8 @@ from __future__ import annotations
 import math
 import threading
 from collections.abc import Callable
+from math import floor
+from time import monotonic
 
 from ._clock_py import read_now
 from ._validate import clock as check_clock
@@ -40,18 +42,22 @@ class CountWindow:
         self._slow = 0
 
     def _record(self, now: float, failure: bool, slow: bool) -> None:
+        bits = (FAILURE if failure else 0) | (SLOW if slow else 0)
         head = self._head
+        ring = self._ring
         if self._filled == self._size:
-            old = self._ring[head]
-            self._failures -= old & FAILURE
-            self._slow -= (old & SLOW) >> 1
+            old = ring[head]
+            if old != bits:  # evicting a call with the same bits changes no total
+                ring[head] = bits
+                self._failures += (bits & FAILURE) - (old & FAILURE)
+                self._slow += (bits >> 1) - (old >> 1)
         else:
             self._filled += 1
             self._calls += 1
-        bits = (FAILURE if failure else 0) | (SLOW if slow else 0)
-        self._ring[head] = bits
-        self._failures += bits & FAILURE
-        self._slow += (bits & SLOW) >> 1
+            ring[head] = bits
+            if bits:
+                self._failures += bits & FAILURE
+                self._slow += bits >> 1
         head += 1
         self._head = 0 if head == self._size else head
 
@@ -60,8 +66,30 @@ class CountWindow:
 
     def record(self, failure: bool, slow: bool = False, now: float | None = None) -> None:
         """Add one call's outcome, evicting the oldest once full."""
-        with self._lock:
-            self._record(0.0, failure, slow)
+        # _record inlined; the lock taken without ``with`` (cheaper on CPython).
+        lock = self._lock
+        lock.acquire()
+        try:
+            bits = (FAILURE if failure else 0) | (SLOW if slow else 0)
+            head = self._head
+            ring = self._ring
+            if self._filled == self._size:
+                old = ring[head]
+                if old != bits:
+                    ring[head] = bits
+                    self._failures += (bits & FAILURE) - (old & FAILURE)
+                    self._slow += (bits >> 1) - (old >> 1)
+            else:
+                self._filled += 1
+                self._calls += 1
+                ring[head] = bits
+                if bits:
+                    self._failures += bits & FAILURE
+                    self._slow += bits >> 1
+            head += 1
+            self._head = 0 if head == self._size else head
+        finally:
+            lock.release()
 
     def totals(self, now: float | None = None) -> tuple[int, int, int]:
         """``(calls, failures, slow_calls)`` in the window."""
@@ -137,7 +165,13 @@ class TimeWindow:
         return slice_of(now, self._width)
 
     def _advance(self, now: float) -> None:
-        epoch = self._slice_of(now)
+        x = now / self._width
+        if x < self._epoch + 1:
+            # floor(x) <= the current slice (an exact int-float comparison;
+            # the clamp cannot change that): nothing to advance.
+            return
+        # slice_of, inlined for the common case
+        epoch = floor(x) if -SLICE_LIMIT <= x <= SLICE_LIMIT else slice_of(now, self._width)
         steps = epoch - self._epoch
         if steps <= 0:
             return  # same slice, or a reading from the past: it counts as now
@@ -173,9 +207,23 @@ class TimeWindow:
 
     def record(self, failure: bool, slow: bool = False, now: float | None = None) -> None:
         """Add one call's outcome at ``now``."""
-        t = read_now(self._clock, now)
-        with self._lock:
-            self._record(t, failure, slow)
+        t = monotonic() if now is None and self._clock is None else read_now(self._clock, now)
+        lock = self._lock
+        lock.acquire()
+        try:
+            if not t / self._width < self._epoch + 1:  # as in _advance
+                self._advance(t)
+            i = self._epoch % self._buckets
+            self._calls_in[i] += 1
+            self._calls += 1
+            if failure:
+                self._failures_in[i] += 1
+                self._failures += 1
+            if slow:
+                self._slow_in[i] += 1
+                self._slow += 1
+        finally:
+            lock.release()
 
     def add(self, calls: int, failures: int = 0, slow: int = 0, now: float | None = None) -> None:
         """Add ``calls`` outcomes at ``now``, ``failures`` and ``slow`` of them so."""

@@ -14,16 +14,22 @@ documented API:
 - bulkhead, free: entering and leaving a free permit (a ``with`` block),
   against ``threading.BoundedSemaphore`` and ``asyncio.Semaphore``.
 
-Sync rows are timeit loops of the statement shown in ``Contender.stmt``;
-async rows run a batch of ``ASYNC_BATCH`` awaits in one coroutine, driven by
-one event loop kept for the whole run (``loop.run_until_complete``), so the
-cost of entering the loop is shared by the batch and also paid by the bare
-row it is set against. Every round times every row once, in turn (the
-order reversed every other round), so drift on a noisy machine hits all rows
-alike; a figure is the median over rounds. ``over bare`` subtracts the bare
-call (``f()``) or bare await (``await af()``) timed in the same round; ``vs
-ours`` divides by this library's compiled row of the same operation, round by
-round.
+Every row is timed by the one timing loop (``timing``): the statement in
+``Contender.stmt`` runs in a batch, an async one in one coroutine on the one
+event loop, so the cost of entering the loop is shared by the batch and
+also paid by the bare row it is set against. Every round times every row
+once, in turn (the order reversed every other round), so drift on a noisy
+machine hits all rows alike; a figure is the median over rounds. ``over
+bare`` subtracts the bare call (``f()``) or bare await (``await af()``)
+timed in the same round; ``vs ours`` divides by this library's compiled
+row of the same operation, round by round.
+
+Each section ends with the pure twin (what PyPy runs) set against the
+fastest pure-Python peer of that row: the ratio of their costs over bare,
+and whether it is within ``PURE_TARGET``. The standard library's
+semaphores (``threading.BoundedSemaphore``, ``asyncio.Semaphore``) are left
+out of it: they are the reference a bulkhead is set against, not a library
+one would install instead (and they lean on C locks).
 
 Peers are imported lazily; one that is not installed or fails to import is
 reported and its rows are skipped. ``limits``' moving-window strategy is left
@@ -35,33 +41,28 @@ of hits in the window and has no per-operation figure.
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import gc
 import importlib
 import statistics
 import sys
-import timeit
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import timedelta
 from importlib import metadata
-from textwrap import indent
 from types import ModuleType, SimpleNamespace
 from typing import Any
 
-from . import __version__
-from ._bench import _loop, _running_on, af, environment, f
-from ._core import load
-from .breaker import CircuitBreaker
-from .bulkhead import Bulkhead
-from .errors import CircuitOpenError
-from .ratelimit import RateLimiter
-from .retry import Retry
+from .. import __version__
+from ..bulkhead import Bulkhead
+from ..errors import CircuitOpenError
+from ..ratelimit import RateLimiter
+from ..retry import Retry
+from . import timing, workload
+from .timing import af, f
+from .twins import load_twins, running_on
+from .workload import ACALL, AREJECT, CALL, HOUR, HUGE, REJECT, TRIP
 
-ASYNC_BATCH = 1000
-HUGE = 10**9  # a rate (per second) no benchmark loop can exhaust
-TRIP = 5  # failures that open every breaker
-HOUR = 3600  # reset timeouts: the breaker stays open while it is measured
+PURE_TARGET = 1.5  # the pure twin's cost over bare, at most this times the fastest pure peer's
 
 # distribution name -> import name
 PEERS = {
@@ -120,9 +121,10 @@ class Contender:
     """One library doing one operation.
 
     ``setup(ctx)`` returns the namespace ``stmt`` runs in; it may also hold a
-    ``"_check"`` callable run after timing, returning an error text or None.
-    An async ``stmt`` contains ``await`` and is run ``ASYNC_BATCH`` times per
-    coroutine.
+    ``"_check"`` callable run after timing, returning an error text or None,
+    and a ``"_close"`` callable run at the end. An async ``stmt`` awaits.
+    ``pure_peer`` is False for a row the pure twin is not set against: the
+    standard library's semaphores.
     """
 
     operation: str
@@ -131,59 +133,29 @@ class Contender:
     stmt: str
     setup: Callable[[Context], dict[str, Any]]
     variant: str = ""  # e.g. "cython", "python", "FixedWindow"
+    pure_peer: bool = True
+
+    @property
+    def is_async(self) -> bool:
+        return self.mode == "async"
 
 
 @dataclass
 class Context:
-    """What setups need: the twins, the peers and the one event loop."""
+    """What setups need: the twins, the peers, and the twin of an ``OURS`` row."""
 
     twins: dict[str, SimpleNamespace]
     peers: Peers
-    loop: asyncio.AbstractEventLoop
     twin: SimpleNamespace | None = None
 
     def peer(self, name: str, submodule: str = "") -> Any:
         return self.peers.module(name, submodule)
 
-    def run(self, awaitable: Any) -> Any:
-        return self.loop.run_until_complete(awaitable)
-
-
-def failing() -> int:
-    raise OSError("down")
-
-
-async def afailing() -> int:
-    raise OSError("down")
-
-
-def _trip(call: Callable[[], Any]) -> None:
-    """Open a breaker the honest way: failures through its own wrapper."""
-    for _ in range(TRIP):
-        # the failure, or the breaker's own error on the tripping call
-        with contextlib.suppress(Exception):
-            call()
-
-
-def _atrip(ctx: Context, call: Callable[[], Any]) -> None:
-    async def trip() -> None:
-        for _ in range(TRIP):
-            with contextlib.suppress(Exception):
-                await call()
-
-    ctx.run(trip())
-
-
-def _rejects(ctx: Context, g: Callable[[], Any], exc: type[BaseException], mode: str) -> None:
-    """Fail the setup unless ``g`` is rejected with ``exc`` (the breaker is open)."""
-    try:
-        if mode == "async":
-            ctx.run(g())
-        else:
-            g()
-    except exc:
-        return
-    raise AssertionError(f"{g!r} was not rejected with {exc.__name__}")
+    def ours(self, make: Callable[[], dict[str, Any]]) -> dict[str, Any]:
+        """``make()`` with this library's policies built (and decorating) on the row's twin."""
+        assert self.twin is not None
+        with running_on(self.twin):
+            return make()
 
 
 def _require(ok: object, what: str) -> None:
@@ -194,34 +166,20 @@ def _require(ok: object, what: str) -> None:
 # -- circuit breakers ----------------------------------------------------------
 
 
-def _ours_breaker(ctx: Context) -> Any:
-    assert ctx.twin is not None
-    with _running_on(ctx.twin):
-        return CircuitBreaker(failure_threshold=TRIP, reset_timeout=HOUR)
-
-
 def ours_closed(ctx: Context) -> dict[str, Any]:
-    return {"g": _ours_breaker(ctx)(f)}
+    return ctx.ours(lambda: {"g": workload.breaker()(f)})
 
 
 def ours_aclosed(ctx: Context) -> dict[str, Any]:
-    return {"g": _ours_breaker(ctx)(af)}
+    return ctx.ours(lambda: {"g": workload.breaker()(af)})
 
 
 def ours_open(ctx: Context) -> dict[str, Any]:
-    breaker = _ours_breaker(ctx)
-    _trip(breaker(failing))
-    g = breaker(f)
-    _rejects(ctx, g, CircuitOpenError, "sync")
-    return {"g": g, "E": CircuitOpenError}
+    return ctx.ours(lambda: workload.opened(workload.breaker(), CircuitOpenError))
 
 
 def ours_aopen(ctx: Context) -> dict[str, Any]:
-    breaker = _ours_breaker(ctx)
-    _atrip(ctx, breaker(afailing))
-    g = breaker(af)
-    _rejects(ctx, g, CircuitOpenError, "async")
-    return {"g": g, "E": CircuitOpenError}
+    return ctx.ours(lambda: workload.opened(workload.breaker(), CircuitOpenError, is_async=True))
 
 
 def pybreaker_closed(ctx: Context) -> dict[str, Any]:
@@ -232,10 +190,7 @@ def pybreaker_closed(ctx: Context) -> dict[str, Any]:
 def pybreaker_open(ctx: Context) -> dict[str, Any]:
     pybreaker = ctx.peer("pybreaker")
     breaker = pybreaker.CircuitBreaker(fail_max=TRIP, reset_timeout=HOUR)
-    _trip(breaker(failing))
-    g = breaker(f)
-    _rejects(ctx, g, pybreaker.CircuitBreakerError, "sync")
-    return {"g": g, "E": pybreaker.CircuitBreakerError}
+    return workload.opened(breaker, pybreaker.CircuitBreakerError)
 
 
 def circuitbreaker_closed(ctx: Context) -> dict[str, Any]:
@@ -252,72 +207,57 @@ def _circuitbreaker_open(ctx: Context, mode: str) -> dict[str, Any]:
     circuitbreaker = ctx.peer("circuitbreaker")
     # circuit(...) returns the breaker; decorating two functions shares it.
     breaker = circuitbreaker.circuit(failure_threshold=TRIP, recovery_timeout=HOUR)
-    return _opened(ctx, breaker, circuitbreaker.CircuitBreakerError, mode)
+    return workload.opened(breaker, circuitbreaker.CircuitBreakerError, mode == "async")
 
 
-def _opened(ctx: Context, decorator: Any, error: type[BaseException], mode: str) -> dict[str, Any]:
-    """A function behind ``decorator`` (a breaker), opened by failures through it."""
-    if mode == "async":
-        _atrip(ctx, decorator(afailing))
-        g = decorator(af)
-    else:
-        _trip(decorator(failing))
-        g = decorator(f)
-    _rejects(ctx, g, error, mode)
-    return {"g": g, "E": error}
+def _aiobreaker(ctx: Context) -> Any:
+    aiobreaker = ctx.peer("aiobreaker")
+    return aiobreaker.CircuitBreaker(fail_max=TRIP, timeout_duration=timedelta(seconds=HOUR))
 
 
 def aiobreaker_closed(ctx: Context) -> dict[str, Any]:
-    aiobreaker = ctx.peer("aiobreaker")
-    breaker = aiobreaker.CircuitBreaker(fail_max=TRIP, timeout_duration=timedelta(seconds=HOUR))
-    return {"g": breaker(f)}
+    return {"g": _aiobreaker(ctx)(f)}
 
 
 def aiobreaker_aclosed(ctx: Context) -> dict[str, Any]:
-    aiobreaker = ctx.peer("aiobreaker")
-    breaker = aiobreaker.CircuitBreaker(fail_max=TRIP, timeout_duration=timedelta(seconds=HOUR))
-    return {"g": breaker(af)}
+    return {"g": _aiobreaker(ctx)(af)}
 
 
 def _aiobreaker_open(ctx: Context, mode: str) -> dict[str, Any]:
-    aiobreaker = ctx.peer("aiobreaker")
-    breaker = aiobreaker.CircuitBreaker(fail_max=TRIP, timeout_duration=timedelta(seconds=HOUR))
-    return _opened(ctx, breaker, aiobreaker.CircuitBreakerError, mode)
+    error = ctx.peer("aiobreaker").CircuitBreakerError
+    return workload.opened(_aiobreaker(ctx), error, mode == "async")
 
 
-def purgatory_closed(ctx: Context) -> dict[str, Any]:
+def _purgatory(ctx: Context, mode: str) -> Any:
+    """A purgatory breaker named ``bench``, from its sync or async factory."""
     purgatory = ctx.peer("purgatory")
-    factory = purgatory.SyncCircuitBreakerFactory(default_threshold=TRIP, default_ttl=HOUR)
-    factory.initialize()
-    return {"g": factory("bench")(f)}
-
-
-def purgatory_aclosed(ctx: Context) -> dict[str, Any]:
-    purgatory = ctx.peer("purgatory")
-    factory = purgatory.AsyncCircuitBreakerFactory(default_threshold=TRIP, default_ttl=HOUR)
-    ctx.run(factory.initialize())
-    return {"g": factory("bench")(af)}
-
-
-def _purgatory_open(ctx: Context, mode: str) -> dict[str, Any]:
-    purgatory = ctx.peer("purgatory")
-    opened = ctx.peer("purgatory", "domain.model").OpenedState  # what an open circuit raises
     if mode == "async":
         factory = purgatory.AsyncCircuitBreakerFactory(default_threshold=TRIP, default_ttl=HOUR)
-        ctx.run(factory.initialize())
+        timing.run(factory.initialize())
     else:
         factory = purgatory.SyncCircuitBreakerFactory(default_threshold=TRIP, default_ttl=HOUR)
         factory.initialize()
-    return _opened(ctx, factory("bench"), opened, mode)
+    return factory("bench")
+
+
+def purgatory_closed(ctx: Context) -> dict[str, Any]:
+    return {"g": _purgatory(ctx, "sync")(f)}
+
+
+def purgatory_aclosed(ctx: Context) -> dict[str, Any]:
+    return {"g": _purgatory(ctx, "async")(af)}
+
+
+def _purgatory_open(ctx: Context, mode: str) -> dict[str, Any]:
+    opened = ctx.peer("purgatory", "domain.model").OpenedState  # what an open circuit raises
+    return workload.opened(_purgatory(ctx, mode), opened, mode == "async")
 
 
 # -- retries -------------------------------------------------------------------
 
 
 def ours_retry(ctx: Context) -> dict[str, Any]:
-    assert ctx.twin is not None
-    with _running_on(ctx.twin):
-        return {"g": Retry(3)(f), "ag": Retry(3)(af)}
+    return ctx.ours(lambda: {"g": Retry(3)(f), "ag": Retry(3)(af)})
 
 
 def tenacity_retry(ctx: Context) -> dict[str, Any]:
@@ -349,9 +289,7 @@ def stamina_retry(ctx: Context) -> dict[str, Any]:
 
 
 def ours_limiter(ctx: Context) -> dict[str, Any]:
-    assert ctx.twin is not None
-    with _running_on(ctx.twin):
-        limiter = RateLimiter(1e12)  # burst = rate: never runs dry
+    limiter = ctx.ours(lambda: {"lim": RateLimiter(HUGE)})["lim"]  # burst = rate: never dry
     _require(limiter.try_acquire(), "RateLimiter refused")
 
     def check() -> str | None:
@@ -377,11 +315,11 @@ def limits_afixed(ctx: Context) -> dict[str, Any]:
     aio_strategies = ctx.peer("limits", "aio.strategies")
     limiter = aio_strategies.FixedWindowRateLimiter(aio_storage.MemoryStorage())
     item = _limits_item(ctx)
-    _require(ctx.run(limiter.hit(item, "bench")), "limits (aio) refused")
+    _require(timing.run(limiter.hit(item, "bench")), "limits (aio) refused")
     return {
         "lim": limiter,
         "item": item,
-        "_check": lambda: _ok(ctx.run(limiter.hit(item, "bench"))),
+        "_check": lambda: _ok(timing.run(limiter.hit(item, "bench"))),
     }
 
 
@@ -389,34 +327,31 @@ def _ok(granted: object) -> str | None:
     return None if granted else "an acquire was refused after timing"
 
 
-def pyrate_log(ctx: Context) -> dict[str, Any]:
-    pyrate = ctx.peer("pyrate-limiter")
-    # The README's form: Limiter(Rate) keeps a log of hits in an InMemoryBucket.
-    limiter = pyrate.Limiter(pyrate.Rate(HUGE, pyrate.Duration.SECOND))
+def _pyrate(limiter: Any) -> dict[str, Any]:
     _require(limiter.try_acquire("bench", blocking=False), "pyrate-limiter refused")
     return {
         "lim": limiter,
         "_check": lambda: _ok(limiter.try_acquire("bench", blocking=False)),
         "_close": limiter.close,  # stops its background leaker
     }
+
+
+def pyrate_log(ctx: Context) -> dict[str, Any]:
+    pyrate = ctx.peer("pyrate-limiter")
+    # The README's form: Limiter(Rate) keeps a log of hits in an InMemoryBucket.
+    return _pyrate(pyrate.Limiter(pyrate.Rate(HUGE, pyrate.Duration.SECOND)))
 
 
 def pyrate_bucket(ctx: Context) -> dict[str, Any]:
     pyrate = ctx.peer("pyrate-limiter")
     factory = ctx.peer("pyrate-limiter", "limiter_factory")
-    limiter = factory.create_token_bucket_limiter(HUGE, pyrate.Duration.SECOND)
-    _require(limiter.try_acquire("bench", blocking=False), "pyrate-limiter refused")
-    return {
-        "lim": limiter,
-        "_check": lambda: _ok(limiter.try_acquire("bench", blocking=False)),
-        "_close": limiter.close,  # stops its background leaker
-    }
+    return _pyrate(factory.create_token_bucket_limiter(HUGE, pyrate.Duration.SECOND))
 
 
 def pyrate_alog(ctx: Context) -> dict[str, Any]:
     ns = pyrate_log(ctx)
     limiter = ns["lim"]
-    ns["_check"] = lambda: _ok(ctx.run(limiter.try_acquire_async("bench", blocking=False)))
+    ns["_check"] = lambda: _ok(timing.run(limiter.try_acquire_async("bench", blocking=False)))
     return ns
 
 
@@ -439,8 +374,8 @@ def throttled_limiter(ctx: Context) -> dict[str, Any]:
 def throttled_alimiter(ctx: Context) -> dict[str, Any]:
     aio = ctx.peer("throttled-py", "asyncio")
     limiter = aio.Throttled(key="bench", quota=aio.per_sec(HUGE), store=aio.MemoryStore())
-    _require(not ctx.run(limiter.limit()).limited, "throttled-py (asyncio) refused")
-    return {"lim": limiter, "_check": lambda: _ok(not ctx.run(limiter.limit()).limited)}
+    _require(not timing.run(limiter.limit()).limited, "throttled-py (asyncio) refused")
+    return {"lim": limiter, "_check": lambda: _ok(not timing.run(limiter.limit()).limited)}
 
 
 def aiolimiter_limiter(ctx: Context) -> dict[str, Any]:
@@ -450,17 +385,15 @@ def aiolimiter_limiter(ctx: Context) -> dict[str, Any]:
     async def capacity() -> bool:  # it reads the running loop's time
         return bool(limiter.has_capacity())
 
-    _require(ctx.run(capacity()), "aiolimiter has no capacity")
-    return {"lim": limiter, "_check": lambda: _ok(ctx.run(capacity()))}
+    _require(timing.run(capacity()), "aiolimiter has no capacity")
+    return {"lim": limiter, "_check": lambda: _ok(timing.run(capacity()))}
 
 
 # -- bulkheads -----------------------------------------------------------------
 
 
 def ours_bulkhead(ctx: Context) -> dict[str, Any]:
-    assert ctx.twin is not None
-    with _running_on(ctx.twin):
-        bulkhead = Bulkhead(10)
+    bulkhead = ctx.ours(lambda: {"b": Bulkhead(10)})["b"]
 
     def check() -> str | None:
         stats = bulkhead.stats
@@ -470,8 +403,6 @@ def ours_bulkhead(ctx: Context) -> dict[str, Any]:
 
 
 def bounded_semaphore(ctx: Context) -> dict[str, Any]:
-    import threading
-
     return {"b": threading.BoundedSemaphore(10)}
 
 
@@ -480,11 +411,6 @@ def asyncio_semaphore(ctx: Context) -> dict[str, Any]:
 
 
 # -- the rows ------------------------------------------------------------------
-
-CALL = "g()"
-REJECT = "try:\n    g()\nexcept E:\n    pass"
-ACALL = "await g()"
-AREJECT = "try:\n    await g()\nexcept E:\n    pass"
 
 BREAKER_CLOSED = "circuit breaker, closed: decorated call"
 BREAKER_OPEN = "circuit breaker, open: call rejected"
@@ -588,6 +514,7 @@ CONTENDERS: tuple[Contender, ...] = (
         "with b:\n    pass",
         bounded_semaphore,
         variant="threading.BoundedSemaphore",
+        pure_peer=False,
     ),
     *_ours(BULKHEAD, "async", "async with b:\n    pass", ours_bulkhead),
     Contender(
@@ -597,18 +524,14 @@ CONTENDERS: tuple[Contender, ...] = (
         "async with b:\n    pass",
         asyncio_semaphore,
         variant="asyncio.Semaphore",
+        pure_peer=False,
     ),
 )
 
-BARE = {
-    "sync": Contender("bare call", "sync", "bare", "f()", lambda c: {"f": f}, "f()"),
-    "async": Contender("bare await", "async", "bare", "await af()", lambda c: {"af": af}, "af()"),
-}
+MODES = ("sync", "async")
 
 
 def label(contender: Contender) -> str:
-    if contender.library == "bare":
-        return contender.variant
     if contender.library == "stdlib":
         return contender.variant
     if contender.variant:
@@ -622,47 +545,15 @@ def label(contender: Contender) -> str:
 @dataclass
 class Row:
     contender: Contender
-    timer: timeit.Timer
-    number: int
-    batch: int
     namespace: dict[str, Any]
-    samples: list[float] = field(default_factory=list)
+    loop: timing.Loop
 
 
 def _prepare(contender: Contender, ctx: Context, target: float) -> Row:
     ctx.twin = ctx.twins.get(contender.variant) if contender.library == OURS else None
     namespace = contender.setup(ctx)
-    if contender.mode == "sync":
-        timer, number = _loop(contender.stmt, namespace, target)
-        return Row(contender, timer, number, 1, namespace)
-    # The statement runs ASYNC_BATCH times inside one coroutine per timing call.
-    source = (
-        "async def main():\n"
-        f"    for _ in range({ASYNC_BATCH}):\n" + indent(contender.stmt, " " * 8) + "\n"
-    )
-    exec(compile(source, f"<{label(contender)}>", "exec"), namespace)
-    driver = {"run": ctx.loop.run_until_complete, "main": namespace["main"]}
-    timer, number = _loop("run(main())", driver, target)
-    return Row(contender, timer, number, ASYNC_BATCH, namespace)
-
-
-def _rounds(rows: list[Row], repeat: int, progress: Callable[[str], object]) -> None:
-    gc_was_enabled = gc.isenabled()
-    try:
-        for i in range(repeat):
-            progress(f"round {i + 1}/{repeat}")
-            gc.collect()
-            gc.disable()
-            order = rows if i % 2 == 0 else rows[::-1]
-            for row in order:
-                elapsed = row.timer.timeit(row.number)
-                row.samples.append(elapsed / row.number / row.batch * 1e9)
-            gc.enable()
-    finally:
-        if gc_was_enabled:
-            gc.enable()
-        else:
-            gc.disable()
+    loop = timing.loop(contender.stmt, namespace, target, contender.is_async)
+    return Row(contender, namespace, loop)
 
 
 def _stderr(text: str) -> None:
@@ -676,23 +567,14 @@ def run(
     progress: Callable[[str], object] = _stderr,
 ) -> dict[str, Any]:
     """Time every available row; print the table; return the results."""
-    twins: dict[str, SimpleNamespace] = {}
-    for name in ("cython", "python"):
-        try:
-            twins[name] = load(name)
-        except ImportError as exc:
-            out(f"note: the {name} twin is not available ({exc})")
-    peers = import_peers()
-    loop = asyncio.new_event_loop()
-    ctx = Context(twins, peers, loop)
+    ctx = Context(load_twins(out), import_peers())
     skipped: list[dict[str, str]] = []
     rows: dict[str, Row] = {}
     try:
-        for mode, bare in BARE.items():
-            rows[f"bare {mode}"] = _prepare(bare, ctx, target)
+        bare = {f"bare {mode}": timing.bare(target, mode == "async") for mode in MODES}
         for contender in CONTENDERS:
             key = _key(contender)
-            if contender.library == OURS and contender.variant not in twins:
+            if contender.library == OURS and contender.variant not in ctx.twins:
                 continue
             try:
                 rows[key] = _prepare(contender, ctx, target)
@@ -702,8 +584,9 @@ def run(
             except Exception as exc:  # a peer whose setup fails is reported, not fatal
                 reason = f"setup failed: {type(exc).__name__}: {exc}"
                 skipped.append({"row": key, "reason": reason, "kind": "setup"})
-        progress(f"{len(rows)} rows, {repeat} rounds of about {target:g} s per row")
-        _rounds(list(rows.values()), repeat, progress)
+        progress(f"{len(rows) + len(bare)} rows, {repeat} rounds of about {target:g} s per row")
+        loops = {**bare, **{key: row.loop for key, row in rows.items()}}
+        samples = timing.interleaved(loops, repeat, progress)
         for key, row in rows.items():
             check = row.namespace.get("_check")
             problem = check() if check else None
@@ -715,8 +598,7 @@ def run(
             close = row.namespace.get("_close")
             if close:
                 close()
-        loop.close()
-    results = _results(rows, peers, skipped, repeat, target)
+    results = _results(rows, samples, ctx.peers, skipped, repeat, target)
     _print(results, out)
     return results
 
@@ -727,6 +609,7 @@ def _key(contender: Contender) -> str:
 
 def _results(
     rows: dict[str, Row],
+    samples: dict[str, list[float]],
     peers: Peers,
     skipped: list[dict[str, str]],
     repeat: int,
@@ -736,74 +619,112 @@ def _results(
     table: list[dict[str, Any]] = []
     for key, row in rows.items():
         c = row.contender
-        if c.library == "bare" or key in failed_checks:
+        if key in failed_checks:
             continue
-        bare = rows[f"bare {c.mode}"].samples
-        reference = _reference(rows, c)
+        bare = samples[f"bare {c.mode}"]
+        reference = _reference(samples, c)
         entry: dict[str, Any] = {
             "operation": c.operation,
             "mode": c.mode,
             "library": c.library,
             "variant": c.variant,
             "label": label(c),
+            "pure_peer": c.pure_peer,
             "statement": c.stmt,
             "version": __version__ if c.library == OURS else peers.loaded.get(c.library, ""),
-            "ns": statistics.median(row.samples),
-            "over_bare": statistics.median(x - b for x, b in zip(row.samples, bare, strict=True)),
+            "ns": statistics.median(samples[key]),
+            "over_bare": timing.difference(samples[key], bare),
             "bare_ns": statistics.median(bare),
-            "vs_ours": None,
-            "samples": row.samples,
+            "vs_ours": None if reference is None else timing.ratio(samples[key], reference),
+            "samples": samples[key],
         }
-        if reference is not None:
-            pairs = zip(row.samples, reference.samples, strict=True)
-            entry["vs_ours"] = statistics.median(x / r for x, r in pairs)
         table.append(entry)
     return {
         "repeat": repeat,
         "target_seconds": target,
-        "async_batch": ASYNC_BATCH,
+        "async_batch": timing.BATCH,
         "peers": peers.loaded,
         "peers_failed": peers.failed,
         "skipped": skipped,
-        "bare": {
-            mode: statistics.median(rows[f"bare {mode}"].samples) for mode in ("sync", "async")
-        },
+        "bare": {mode: statistics.median(samples[f"bare {mode}"]) for mode in MODES},
         "rows": table,
+        "pure_vs_peers": [_pure_vs_peers(entries) for entries in _sections(table).values()],
     }
 
 
-def _reference(rows: dict[str, Row], c: Contender) -> Row | None:
+def _reference(samples: dict[str, list[float]], c: Contender) -> list[float] | None:
     for twin in ("cython", "python"):
         key = f"{c.operation} | {c.mode} | {OURS} ({twin})"
-        if key in rows:
-            return rows[key]
+        if key in samples:
+            return samples[key]
     return None
 
 
-def _print(results: dict[str, Any], out: Callable[[str], object]) -> None:
-    env = environment()
-    out(
-        f"resilience {__version__} vs peers on {env['python']}, {env['machine']['system']}"
-        f" {env['machine']['machine']}, {env['date']}"
+def _sections(table: list[dict[str, Any]]) -> dict[tuple[str, str], list[dict[str, Any]]]:
+    """The rows by (operation, mode), in order."""
+    sections: dict[tuple[str, str], list[dict[str, Any]]] = {}
+    for entry in table:
+        sections.setdefault((entry["operation"], entry["mode"]), []).append(entry)
+    return sections
+
+
+def _pure_vs_peers(entries: list[dict[str, Any]]) -> dict[str, Any]:
+    """The pure twin's cost over bare against the fastest pure-Python peer's, on one row."""
+    first = entries[0]
+    verdict: dict[str, Any] = {"operation": first["operation"], "mode": first["mode"],
+                               "pure_over_bare": None, "peer": None, "peer_over_bare": None,
+                               "ratio": None, "within": None, "target": PURE_TARGET}
+    pure = [e for e in entries if e["library"] == OURS and e["variant"] == "python"]
+    peers = [e for e in entries if e["library"] != OURS and e["pure_peer"]]
+    if pure:
+        verdict["pure_over_bare"] = pure[0]["over_bare"]
+    if peers:
+        fastest = min(peers, key=lambda e: e["over_bare"])
+        verdict["peer"] = f"{fastest['label']} {fastest['version']}".strip()
+        verdict["peer_over_bare"] = fastest["over_bare"]
+    if pure and peers and verdict["peer_over_bare"] > 0:
+        verdict["ratio"] = verdict["pure_over_bare"] / verdict["peer_over_bare"]
+        verdict["within"] = verdict["ratio"] <= PURE_TARGET
+    return verdict
+
+
+def _verdict_line(verdict: dict[str, Any]) -> str:
+    head = "pure twin vs fastest pure-Python peer"
+    if verdict["pure_over_bare"] is None:
+        return f"{head}: no pure twin in this run"
+    if verdict["peer"] is None:
+        return f"{head}: none on this row"
+    if verdict["ratio"] is None:
+        return f"{head} ({verdict['peer']}): its cost over bare is not positive, no ratio"
+    met = "met" if verdict["within"] else "MISSED"
+    return (
+        f"{head} ({verdict['peer']}): {verdict['pure_over_bare']:+.1f} /"
+        f" {verdict['peer_over_bare']:+.1f} ns over bare = {verdict['ratio']:.2f}x;"
+        f" target <= {PURE_TARGET}x: {met}"
     )
+
+
+def _print(results: dict[str, Any], out: Callable[[str], object]) -> None:
+    env = timing.environment()
+    out(f"resilience {__version__} vs peers on {timing.platform_line(env)}, {env['date']}")
     out(
-        f"median of {results['repeat']} interleaved rounds; async rows: {ASYNC_BATCH} awaits"
+        f"median of {results['repeat']} interleaved rounds; async rows: {timing.BATCH} awaits"
         " per coroutine; over bare: minus f() / await af() timed in the same round;"
         " vs ours: / resilience (cython)"
     )
     out(f"bare call f(): {results['bare']['sync']:.1f} ns; bare await af():"
         f" {results['bare']['async']:.1f} ns")
-    current = None
-    for entry in results["rows"]:
-        heading = (entry["operation"], entry["mode"])
-        if heading != current:
-            current = heading
-            out("")
-            out(f"{entry['operation'] + ' (' + entry['mode'] + ')':<52}{'ns/op':>10}"
-                f"{'over bare':>11}{'vs ours':>9}")
-        ratio = "" if entry["vs_ours"] is None else f"{entry['vs_ours']:.1f}x"
-        out(f"  {entry['label'] + ' ' + entry['version']:<50}{entry['ns']:>10.1f}"
-            f"{entry['over_bare']:>+11.1f}{ratio:>9}")
+    sections = _sections(results["rows"])
+    for ((operation, mode), entries), verdict in zip(
+        sections.items(), results["pure_vs_peers"], strict=True
+    ):
+        out("")
+        out(f"{operation + ' (' + mode + ')':<52}{'ns/op':>10}{'over bare':>11}{'vs ours':>9}")
+        for entry in entries:
+            ratio = "" if entry["vs_ours"] is None else f"{entry['vs_ours']:.1f}x"
+            out(f"  {entry['label'] + ' ' + entry['version']:<50}{entry['ns']:>10.1f}"
+                f"{entry['over_bare']:>+11.1f}{ratio:>9}")
+        out(f"  {_verdict_line(verdict)}")
     out("")
     loaded = ", ".join(f"{n} {v}" for n, v in results["peers"].items())
     out(f"peers imported: {loaded or 'none (pip install -r benchmarks/requirements.txt)'}")

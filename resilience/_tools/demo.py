@@ -20,17 +20,17 @@ import time
 from dataclasses import dataclass
 from typing import TextIO
 
-from . import backoff, chaos
-from .breaker import CircuitBreaker
-from .budget import AlertRule, ErrorBudget, LatencyBudget
-from .bulkhead import Bulkhead
-from .chaos import Chaos
-from .degradation import DegradationManager
-from .errors import BulkheadFullError, CircuitOpenError, InjectedFault, RateLimitExceeded
-from .health import HealthCheck, HealthChecker
-from .pipeline import Pipeline
-from .ratelimit import RateLimiter
-from .retry import Retry
+from .. import backoff, chaos
+from ..breaker import CircuitBreaker
+from ..budget import AlertRule, ErrorBudget, LatencyBudget
+from ..bulkhead import Bulkhead
+from ..chaos import Chaos
+from ..degradation import DegradationManager
+from ..errors import BulkheadFullError, CircuitOpenError, InjectedFault, RateLimitExceeded
+from ..health import HealthCheck, HealthChecker
+from ..pipeline import Pipeline
+from ..ratelimit import RateLimiter
+from ..retry import Retry
 
 
 @dataclass(frozen=True)
@@ -172,6 +172,8 @@ class Demo:
                 for i in range(round(phase.seconds * self.scale * phase.arrivals)):
                     due = start + i / (phase.arrivals)
                     await asyncio.sleep(max(0.0, due - time.monotonic()))
+                    if view.done():  # the live view failed (stdout closed): stop with its error
+                        view.result()
                     task = asyncio.create_task(self.request())
                     requests.add(task)
                     task.add_done_callback(requests.discard)
@@ -230,7 +232,7 @@ class Demo:
         print(f"  bulkhead        {self.bulkhead.stats.rejected} refused", file=out)
         r = self.retry.stats
         print(f"  retry           {r.attempts} attempts, {r.retries} of them retries", file=out)
-        injected = sum(fault.stats["error"] for fault in self.faults.values())
+        injected = sum(fault.stats.error for fault in self.faults.values())
         print(f"  chaos           {injected} errors injected", file=out)
         e = self.errors.stats
         print(
