@@ -647,6 +647,28 @@ class Policy:
         return (self,), (False,)
 
 
+async def _coroutine_code() -> None:
+    pass
+
+
+def coroutine_function(wrapper: Any) -> Any:
+    """``wrapper`` (an object that returns awaitables), marked so that
+    ``inspect.iscoroutinefunction`` and ``asyncio.iscoroutinefunction`` say
+    True of it, as of the async function it decorates — frameworks choose
+    how to call a handler by asking. None where the marks are not read (an
+    interpreter that only believes real functions): then there is no fast path.
+    """
+    if hasattr(inspect, "markcoroutinefunction"):  # 3.12+
+        inspect.markcoroutinefunction(wrapper)
+    else:
+        # What inspect accepts as function-like: a coroutine's code and defaults.
+        wrapper.__code__ = _coroutine_code.__code__
+        wrapper.__defaults__ = None
+        wrapper.__kwdefaults__ = None
+        wrapper.__name__ = "wrapper"  # replaced by the decorated function's own
+    return wrapper if inspect.iscoroutinefunction(wrapper) else None
+
+
 def keeps(obj: object, base: type, *methods: str) -> bool:
     """Whether ``obj``'s class has ``base``'s own ``methods``, none overridden.
 

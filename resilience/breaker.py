@@ -27,6 +27,7 @@ from ._policy import (
     check_callable,
     check_exception_types,
     check_name,
+    coroutine_function,
     notify,
 )
 from .errors import CircuitOpenError
@@ -224,6 +225,10 @@ class CircuitBreaker(Block, Policy):
     def _fast_async(self, fn: Callable[..., Any]) -> Any:
         if self._failure_if is not None or self._timed:
             return None  # judging or timing each call: the protocol's own path
+        if self._fallback is None:
+            return coroutine_function(
+                self._impl.AsyncBreakerCall(fn, self._core, self._name, self._settle)
+            )
         return AsyncCall(_closed_fast_path, self._core, self._settle, self._refuse, fn)
 
     # -- the two-step form -----------------------------------------------------

@@ -1,6 +1,6 @@
 """CircuitBreaker, the policy: every form, on both twins, with a FakeClock.
 
-Every expectation comes from DESIGN.md ("Public API", "Errors" and the
+Every expectation comes from docs/architecture.md ("Public API", "Errors" and the
 CircuitBreaker section); the tests use the public API only. Each test asks
 for ``policy_impl`` and builds its breaker inside, so it runs once on the
 compiled core and once on the pure one.
@@ -115,7 +115,7 @@ forms = pytest.mark.parametrize("form", FORMS, ids=form_id)
 
 
 def test_breaker_names_are_importable_from_the_package(policy_impl):
-    # DESIGN.md: "Public API (importable from `resilience`)".
+    # docs/architecture.md, "Public API": what is importable from `resilience`.
     import resilience
 
     assert getattr(resilience, "CircuitBreaker", None) is CircuitBreaker

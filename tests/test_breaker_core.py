@@ -1,6 +1,6 @@
 """BreakerCore: the circuit state machine, run on both twins with a FakeClock.
 
-Every expectation below comes from the CircuitBreaker section of DESIGN.md
+Every expectation below comes from the CircuitBreaker section of docs/architecture.md
 and the state diagram in ``_breaker_py``'s docstring.
 """
 

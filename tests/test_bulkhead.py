@@ -1,7 +1,7 @@
 """Bulkhead, the policy: limits, the FIFO queue, waking, deadlines, permits returned, forms.
 
-Every expectation comes from DESIGN.md ("Public API", "Errors", "Bulkhead",
-"Timeouts and deadlines"); the tests use the public API only. Each test asks
+Every expectation comes from docs/architecture.md ("Public API", "Errors", "Bulkhead",
+"Timeout and deadline"); the tests use the public API only. Each test asks
 for ``policy_impl`` and builds its bulkhead inside, so it runs once on the
 compiled core and once on the pure one.
 
@@ -372,8 +372,9 @@ def test_infinite_max_wait_waits_until_woken(policy_impl):
 
 @pytest.mark.parametrize("where", ["max_wait", "timeout"])
 def test_a_very_long_finite_wait_is_a_valid_wait(policy_impl, where):
-    # A finite wait >= 0 is in range (DESIGN: waits are >= 0, inf allowed);
-    # one longer than the platform's lock timeout must still just wait.
+    # A finite wait >= 0 is in range (docs/architecture.md, "Argument ranges":
+    # waits are >= 0, inf allowed); one longer than the platform's lock timeout
+    # must still just wait.
     long = 1e10
     bulkhead = full_bulkhead(max_queue=1, max_wait=long if where == "max_wait" else 0.0)
     worker = Worker(lambda: bulkhead.acquire(timeout=long if where == "timeout" else None))

@@ -1,6 +1,6 @@
 """Chaos: latency, error and result injection, on purpose and reproducibly.
 
-The contract is DESIGN.md ("Public API" and its forms table, "Errors",
+The contract is docs/architecture.md ("Public API" and its forms table, "Errors",
 "Chaos") and the docstrings of resilience/chaos.py. Every expectation below
 is worked out by hand from it, or predicted by an independent replay of the
 documented draw rule: each call draws one ``random()`` per fault, in order,

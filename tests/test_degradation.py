@@ -1,6 +1,6 @@
 """DegradationManager: levels, triggers, falling one step per recovery, manual mode, features.
 
-Every expectation comes from DESIGN.md ("Degradation", "Argument ranges") and
+Every expectation comes from docs/architecture.md ("Degradation", "Argument ranges") and
 the docstrings of ``resilience.degradation``, worked out by hand. Every
 manager runs on a ``FakeClock``, so nothing here waits or times anything.
 
@@ -1158,11 +1158,11 @@ class PausingClock:
 
 
 def test_an_evaluation_that_read_the_clock_earlier_does_not_move_the_quiet_period_back():
-    """DESIGN: "read [the clock] before touching state, and clamp now so time never
-    runs backwards for one object". Evaluation A reads t=1, is held back while
-    evaluation B runs at t=5 with the trigger firing, then A applies its t=1.
-    The last evaluation at which a trigger asked for ``degraded`` was B at t=5,
-    so the step down needs t >= 15.
+    """docs/architecture.md, "Time": each object "reads its clock before it touches its
+    state, and clamps the reading so that time never runs backwards for one object".
+    Evaluation A reads t=1, is held back while evaluation B runs at t=5 with the
+    trigger firing, then A applies its t=1. The last evaluation at which a trigger
+    asked for ``degraded`` was B at t=5, so the step down needs t >= 15.
     """
     clock = PausingClock()
     mgr = DegradationManager(recovery=10.0, check_interval=1000.0, clock=clock)

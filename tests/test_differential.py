@@ -5,8 +5,8 @@ arguments, each with its own clock, drives both with the same operations
 (time moving by the same amounts on both clocks) and after every step compares
 everything either object lets one observe: return values, raised exception
 types and messages, state, generation, counters, windows, token counts and the
-listener's log. Floats must be equal bit for bit (DESIGN.md: "the twins compute
-the same floats"), so they are compared by ``repr``: NaN equals NaN, ``0.0``
+listener's log. Floats must be equal bit for bit (docs/architecture.md, "Twins":
+"the twins compute the same floats"), so they are compared by ``repr``: NaN equals NaN, ``0.0``
 does not equal ``-0.0``.
 
 Operations are drawn up front as plain tuples, with times and amounts given in

@@ -1,7 +1,7 @@
 """ResilienceManager: get-or-create by name, config dicts, add, snapshot, policies.
 
-Every expectation comes from DESIGN.md ("Composition, registry, metrics,
-testing") and the docstrings of ``resilience.manager``: the same name
+Every expectation comes from docs/architecture.md ("Composition, registry, metrics")
+and the docstrings of ``resilience.manager``: the same name
 returns the same object; asking again with no settings or the same ones
 returns it, with different ones is a ``ValueError``; configured policies are
 made when the manager is; ``snapshot()`` is JSON data keyed by kind then

@@ -1,7 +1,7 @@
 """Fallback and Pipeline: replacing errors, composing policies outermost first.
 
-Every expectation comes from DESIGN.md ("Public API" and its forms table,
-"Errors", "Fallback", "Composition", and the sections of the composed
+Every expectation comes from docs/architecture.md ("Public API" and its forms table,
+"Errors", "Fallback", "Composition, registry, metrics", and the sections of the composed
 policies); counts are worked out by hand in the comments next to them. The
 tests use the public API only. A test whose pipeline holds a CircuitBreaker,
 a RateLimiter or a Bulkhead asks for ``policy_impl`` and builds them inside,
@@ -121,7 +121,7 @@ def invoke(policy: Any, form: str, body: Callable[..., Any], *args: Any, **kwarg
 
 def sleeper(clock: FakeClock, form: str) -> Callable[[float], Any]:
     """The FakeClock sleep for ``form``: Retry sleeps with a plain function in sync
-    calls and with a coroutine function in async ones (DESIGN.md, "Public API")."""
+    calls and with a coroutine function in async ones (docs/architecture.md, "Time")."""
     return clock.asleep if form in ("acall", "async-decorator") else clock.sleep
 
 

@@ -1,7 +1,7 @@
 """PrometheusCollector: every policy's figures, read at scrape time, parsed back from the text.
 
-Every expectation comes from DESIGN.md ("Composition, registry, metrics,
-testing") and the docstring of ``resilience.metrics.prometheus``. Each test
+Every expectation comes from docs/architecture.md ("Composition, registry, metrics")
+and the docstring of ``resilience.metrics.prometheus``. Each test
 registers the collector with a fresh ``CollectorRegistry`` (never the global
 one), drives the policies on a ``FakeClock``, renders the registry with
 ``generate_latest`` and parses it back with ``text_string_to_metric_families``,

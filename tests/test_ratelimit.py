@@ -1,7 +1,7 @@
 """RateLimiter and AdaptiveRateLimiter, the policies: every form, on both twins.
 
-Every expectation comes from DESIGN.md ("Public API", "Errors", "RateLimiter,
-AdaptiveRateLimiter, TokenBucket" and "Timeouts and deadlines") and was worked
+Every expectation comes from docs/architecture.md ("Public API", "Errors", "RateLimiter"
+and "Timeout and deadline") and was worked
 out by hand. Each test asks for ``policy_impl`` and builds its limiter inside,
 so it runs once on the compiled core and once on the pure one. Time is a
 FakeClock; sync waits sleep with ``clock.sleep``, async ones with

@@ -1,7 +1,7 @@
 """Retry and RetryBudget: every form, timed on a FakeClock.
 
-The contract is DESIGN.md ("Public API", "Errors", "Retry and backoff",
-"Timeouts and deadlines") and the docstrings of resilience/retry.py (the
+The contract is docs/architecture.md ("Public API", "Errors", "Retry and backoff",
+"Timeout and deadline") and the docstrings of resilience/retry.py (the
 fields of RetryState and RetryStats, RetryBudget's rule). Every wait, count
 and time below is worked out by hand from it. The tests use the public API
 only; those that build a RetryBudget (which keeps its calls in the core
@@ -1068,8 +1068,8 @@ def test_stats_of_the_loop_form_count_an_exception_not_retried_as_a_failure():
 
 
 def test_interrupts_are_not_counted_as_failures():
-    # DESIGN "Errors": CancelledError, KeyboardInterrupt and SystemExit are never
-    # counted as failures by any policy
+    # docs/architecture.md, "Errors": CancelledError, KeyboardInterrupt and SystemExit
+    # are never counted as failures by any policy
     retry, _ = make(3, on=BaseException, backoff=constant(1.0))
     with pytest.raises(KeyboardInterrupt):
         retry.call(Script(KeyboardInterrupt()))

@@ -1,6 +1,6 @@
 """Load shedding by criticality: ``Criticality``, ``request_criticality``, ``DegradationManager``.
 
-Every expectation comes from DESIGN.md ("Degradation") and the docstrings of
+Every expectation comes from docs/architecture.md ("Degradation") and the docstrings of
 ``resilience.degradation``, worked out by hand: by default ``SHEDDABLE`` is
 shed from ``levels[1]``, ``SHEDDABLE_PLUS`` from ``levels[2]``, ``CRITICAL``
 from ``levels[3]`` (when there is one) and ``CRITICAL_PLUS`` never; a

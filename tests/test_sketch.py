@@ -1,7 +1,7 @@
 """LatencySketch: quantiles within a fixed relative error, on both twins.
 
 The exact quantile of a sample is the sorted sample at 0-based rank
-``floor(q * (n - 1))`` (DESIGN.md, Budgets). Values from 1e-9 to 1e6 are
+``floor(q * (n - 1))`` (docs/architecture.md, "Budgets"). Values from 1e-9 to 1e6 are
 answered within ``relative_error``; values below 1e-9 (and 0) count as 0.
 """
 

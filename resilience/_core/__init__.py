@@ -19,7 +19,14 @@ from ._env import no_extensions
 CLASSES = {
     "_breaker": ("BreakerCore",),
     "_bucket": ("TokenBucket",),
-    "_calls": ("BreakerCall", "BulkheadCall", "BulkheadGate", "LimiterCall", "RetryCall"),
+    "_calls": (
+        "AsyncBreakerCall",
+        "BreakerCall",
+        "BulkheadCall",
+        "BulkheadGate",
+        "LimiterCall",
+        "RetryCall",
+    ),
     "_counters": ("Counters",),
     "_semaphore": ("SemaphoreCore",),
     "_sketch": ("LatencySketch", "LatencyWindow"),

@@ -29,6 +29,22 @@ cdef class BreakerCall(_Wrapper):
 
 
 @cython.final
+cdef class AsyncBreakerCall(_Wrapper):
+    cdef BreakerCore _core
+    cdef object _name
+    cdef object _settle
+
+
+@cython.final
+cdef class _BreakerAwait:
+    cdef AsyncBreakerCall _call
+    cdef object _coro
+    cdef long long _token
+
+    cdef int _finish(self, object error) except -1
+
+
+@cython.final
 cdef class LimiterCall(_Wrapper):
     cdef TokenBucket _bucket
     cdef object _name

@@ -25,6 +25,18 @@ class BreakerCall:
     def __get__(self, obj: object, objtype: type | None = None, /) -> Any: ...
 
 @final
+class AsyncBreakerCall:
+    def __init__(
+        self,
+        fn: Callable[..., Awaitable[Any]],
+        core: BreakerCore,
+        name: str | None,
+        settle: Callable[[int, BaseException | None, Any, float], object],
+    ) -> None: ...
+    def __call__(self, *args: Any, **kwargs: Any) -> Awaitable[Any]: ...
+    def __get__(self, obj: object, objtype: type | None = None, /) -> Any: ...
+
+@final
 class LimiterCall:
     def __init__(
         self,

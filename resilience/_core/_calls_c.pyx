@@ -13,19 +13,23 @@ raise itself.
 """
 
 cimport cython
-from cpython.exc cimport PyErr_SetObject
+from cpython.exc cimport PyErr_Fetch, PyErr_NormalizeException, PyErr_Restore, PyErr_SetObject
 from cpython.object cimport PyObject
-from cpython.ref cimport Py_INCREF
+from cpython.ref cimport Py_DECREF, Py_INCREF, Py_XDECREF
 
 from resilience._core._clock_c cimport monotonic, read_now
 from resilience._core._semaphore_c cimport SemaphoreCore
 from resilience._core._vectorcall_c cimport (
+    PYGEN_NEXT,
+    PYGEN_RETURN,
+    PyIter_Send,
     PyObject_Vectorcall,
     AsyncTypeSlots,
     PyVectorcall_Call,
     enable_vectorcall,
     keywords,
     positional,
+    sendfunc,
     vectorcallfunc,
 )
 
@@ -110,6 +114,143 @@ cdef PyObject* _breaker_vectorcall(
         result = self._run(token, args, nargsf, kwnames)
     Py_INCREF(result)
     return <PyObject*>result
+
+
+# An async breaker call's permit before it is taken, and after it is answered.
+cdef long long UNSTARTED = -1
+cdef long long FINISHED = -2
+
+
+@cython.final
+cdef class AsyncBreakerCall(_Wrapper):
+    """``async fn`` protected by a circuit breaker's core, with no fallback.
+
+    Calling it makes the function's coroutine and wraps it in an awaitable
+    (``_BreakerAwait``) that takes the permit when first awaited — never
+    before, so an awaitable that is never awaited holds nothing — and
+    answers it when the coroutine ends: a success in C, anything else through
+    ``settle(token, error, None, 0.0)``. Awaiting it is one C call per step
+    (``am_send``): no Python frame and no StopIteration of its own.
+    """
+
+    def __init__(self, fn, BreakerCore core, name, settle):
+        self._fn = fn
+        self._core = core
+        self._name = name
+        self._settle = settle
+        self._vectorcall = <vectorcallfunc>_async_breaker_vectorcall
+
+
+cdef PyObject* _async_breaker_vectorcall(
+    AsyncBreakerCall self, PyObject** args, size_t nargsf, PyObject* kwnames
+) except NULL:
+    cdef _BreakerAwait waiting = _BreakerAwait.__new__(_BreakerAwait)
+    waiting._coro = PyObject_Vectorcall(self._fn, args, nargsf, kwnames)
+    waiting._call = self
+    waiting._token = UNSTARTED
+    Py_INCREF(waiting)
+    return <PyObject*>waiting
+
+
+@cython.final
+@cython.freelist(64)
+cdef class _BreakerAwait:
+    """One awaited call of an ``AsyncBreakerCall``: the coroutine, and its permit."""
+
+    def __await__(self):
+        return self
+
+    def __next__(self):
+        return self.send(None)
+
+    def send(self, value):
+        cdef PyObject* result = NULL
+        cdef int status = _breaker_send(self, <PyObject*>value, &result)
+        answer = <object>result
+        Py_DECREF(answer)  # PyIter_Send gave a new reference; ``answer`` holds its own
+        if status == PYGEN_NEXT:
+            return answer
+        raise StopIteration(answer)
+
+    def throw(self, typ, val=None, tb=None):
+        """Pass an exception (a cancellation) into the coroutine."""
+        error = typ if val is None else val
+        if tb is not None:
+            error = error.with_traceback(tb)
+        if self._token == UNSTARTED:
+            self._token = FINISHED  # no permit was taken: nothing to answer
+            return self._coro.throw(error)
+        try:
+            yielded = self._coro.throw(error)
+        except StopIteration:
+            self._finish(None)
+            raise
+        except BaseException as exc:
+            self._finish(exc)
+            raise
+        return yielded
+
+    def close(self):
+        """The caller went away: close the coroutine; the permit goes back unjudged."""
+        try:
+            self._coro.close()
+        finally:
+            if self._token >= 0:
+                self._finish(GeneratorExit())
+
+    cdef int _finish(self, object error) except -1:
+        """Answer the permit: a success (``error`` None), else ``settle`` judges ``error``."""
+        cdef long long token = self._token
+        self._token = FINISHED
+        if error is None:
+            self._call._core.succeed(token)
+        else:
+            self._call._settle(token, error, None, 0.0)
+        return 0
+
+    def __dealloc__(self):
+        # Dropped while it held a permit (never closed): give it back unjudged.
+        if self._token >= 0 and self._call is not None:
+            self._call._core.release(self._token)
+
+
+cdef int _breaker_send(_BreakerAwait self, PyObject* value, PyObject** result) except -1:
+    """``am_send``: one step of the coroutine; -1 with the exception set when it raises."""
+    cdef long long token
+    cdef PyObject* kind
+    cdef PyObject* error
+    cdef PyObject* trace
+    if self._token == UNSTARTED:
+        token = self._call._core.take(None)
+        if token < 0:
+            self._token = FINISHED
+            self._coro.close()  # never started: nothing runs, no "never awaited" warning
+            refusal = CircuitOpenError.__new__(
+                CircuitOpenError, self._call._name, self._call._core.wait_for_permit(None)
+            )
+            PyErr_SetObject(CircuitOpenError, refusal)
+            return -1
+        self._token = token
+    status = PyIter_Send(<PyObject*>self._coro, value, result)
+    if status == PYGEN_NEXT:
+        return PYGEN_NEXT
+    if status == PYGEN_RETURN:
+        self._finish(None)
+        return PYGEN_RETURN
+    # The coroutine raised: judge the exception, then raise it on unchanged.
+    PyErr_Fetch(&kind, &error, &trace)
+    PyErr_NormalizeException(&kind, &error, &trace)
+    try:
+        if trace is not NULL:
+            (<object>error).__traceback__ = <object>trace
+        self._finish(<object>error)
+    except BaseException:
+        Py_XDECREF(kind)
+        Py_XDECREF(error)
+        Py_XDECREF(trace)
+        raise
+    PyErr_Restore(kind, error, trace)
+    return -1
 
 
 @cython.final
@@ -291,10 +432,16 @@ cdef PyObject* _done_next(PyObject* self) noexcept:
 
 
 (<AsyncTypeSlots*>_Done).tp_as_async.am_await = _done_await
+(<AsyncTypeSlots*>_BreakerAwait).tp_as_async.am_send = <sendfunc>_breaker_send
 (<AsyncTypeSlots*>_Done).tp_iternext = _done_next
 cdef _Done _DONE = _Done()
 
 
+cdef AsyncBreakerCall _async_breaker_layout = AsyncBreakerCall.__new__(AsyncBreakerCall)
+enable_vectorcall(
+    AsyncBreakerCall,
+    <char*>&_async_breaker_layout._vectorcall - <char*><PyObject*>_async_breaker_layout,
+)
 cdef BreakerCall _breaker_layout = BreakerCall.__new__(BreakerCall)
 enable_vectorcall(
     BreakerCall, <char*>&_breaker_layout._vectorcall - <char*><PyObject*>_breaker_layout

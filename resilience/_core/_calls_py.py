@@ -83,6 +83,41 @@ class BreakerCall(_Wrapper):
         return result
 
 
+class AsyncBreakerCall(_Wrapper):
+    """``async fn`` protected by a circuit breaker's core, with no fallback.
+
+    Calling it makes the function's coroutine and an awaitable around it
+    that takes the permit when first awaited (never before: an awaitable
+    never awaited holds nothing) and answers it when the coroutine ends: a
+    success here, anything else through ``settle(token, error, None, 0.0)``.
+    """
+
+    __slots__ = ("_core", "_name", "_settle")
+
+    def __init__(self, fn: Any, core: Any, name: str | None, settle: Any) -> None:
+        self._fn = fn
+        self._core = core
+        self._name = name
+        self._settle = settle
+
+    def __call__(self, /, *args: Any, **kwargs: Any) -> Any:
+        return self._run(self._fn(*args, **kwargs))
+
+    async def _run(self, coro: Any) -> Any:
+        core = self._core
+        token = core.acquire()
+        if token < 0:
+            coro.close()  # never started: nothing runs, no "never awaited" warning
+            raise CircuitOpenError.__new__(CircuitOpenError, self._name, core.retry_after())
+        try:
+            result = await coro
+        except BaseException as exc:
+            self._settle(token, exc, None, 0.0)
+            raise
+        core.record_success(0.0, None, token)
+        return result
+
+
 class LimiterCall(_Wrapper):
     """``fn`` behind a token bucket: one token a call.
 

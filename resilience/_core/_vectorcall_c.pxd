@@ -19,10 +19,17 @@ cdef extern from "Python.h":
         unsigned long tp_flags
         Py_ssize_t tp_vectorcall_offset
 
-    # For awaitables whose await is a C call (see _calls_c._Done).
+    # For awaitables whose await and send are C calls (see _calls_c).
+    ctypedef enum PySendResult:
+        PYGEN_RETURN
+        PYGEN_ERROR
+        PYGEN_NEXT
+    PySendResult PyIter_Send(PyObject* iter, PyObject* arg, PyObject** presult)
     ctypedef PyObject* (*unaryfunc)(PyObject*)
+    ctypedef int (*sendfunc)(PyObject* iter, PyObject* value, PyObject** result)
     ctypedef struct AsyncMethods "PyAsyncMethods":
         unaryfunc am_await
+        sendfunc am_send
     ctypedef struct AsyncTypeSlots "PyTypeObject":
         AsyncMethods* tp_as_async
         unaryfunc tp_iternext
