@@ -17,9 +17,8 @@ from . import IMPLEMENTATION, __version__
 from ._core import CLASSES, SUFFIXES
 from ._core._env import NO_EXTENSIONS_VAR
 
-DESCRIPTION = """\
-The command line of the resilience package: info, bench and demo.
-python -m resilience COMMAND --help tells a command's options."""
+DESCRIPTION = "The command line of the resilience package."
+EPILOG = "python -m resilience COMMAND --help shows a command's options."
 
 
 def info() -> None:
@@ -73,27 +72,20 @@ COMMANDS: dict[
         Callable[[argparse.ArgumentParser], None] | None,
     ],
 ] = {
-    "info": ("which implementation is live and where it was loaded from", _info, None),
-    "bench": (
-        "compiled vs pure against the targets (ns/op); --peers: vs other libraries;"
-        " --scaling: vs window size, idle time and threads",
-        *_tool("cli"),
-    ),
-    "demo": (
-        "a flaky downstream called through a pipeline, watched live (about 20 s)",
-        *_tool("demo"),
-    ),
+    "info": ("which implementation is live, and where it was loaded from", _info, None),
+    "bench": ("time each primitive and policy, compiled vs pure", *_tool("cli")),
+    "demo": ("a flaky downstream behind a pipeline, watched live", *_tool("demo")),
 }
 
 
 def parser(chosen: str | None = None) -> argparse.ArgumentParser:
     """The command line; with ``chosen``, only that command's arguments are added."""
     top = argparse.ArgumentParser(
-        prog="python -m resilience",
-        description=DESCRIPTION,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+        prog="python -m resilience", description=DESCRIPTION, epilog=EPILOG
     )
-    commands = top.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    commands = top.add_subparsers(
+        title="commands", dest="command", required=True, metavar="COMMAND"
+    )
     for name, (help_text, handler, add_arguments) in COMMANDS.items():
         sub = commands.add_parser(name, help=help_text, description=help_text)
         # Only the command being run gets its arguments: adding them imports
@@ -115,8 +107,14 @@ def main(argv: Sequence[str] | None = None) -> int:
 def run(argv: Sequence[str] | None = None) -> int:
     """``main``, stopping quietly when the reader of stdout goes away (``| head``)."""
     try:
-        status = main(argv)
-        sys.stdout.flush()  # a closed pipe shows here, not at exit
+        try:
+            status = main(argv)
+        except SystemExit:
+            # --help exits from inside main with its text still in stdout's
+            # buffer: write it now, where a closed pipe can be caught.
+            sys.stdout.flush()
+            raise
+        sys.stdout.flush()  # likewise what a command printed: a closed pipe shows here
     except BrokenPipeError:
         # Nothing more can be said to the reader; point stdout at devnull so
         # the interpreter's own flush at exit does not fail again.

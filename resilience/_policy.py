@@ -44,6 +44,8 @@ from contextvars import ContextVar
 from types import MethodType, TracebackType
 from typing import Any, NoReturn, ParamSpec, TypeAlias, TypeVar, overload
 
+from ._core._nocopy import NoCopy
+
 P = ParamSpec("P")
 R = TypeVar("R")
 
@@ -335,7 +337,9 @@ def _drive_sync(
                 reply = error, None
             request = send(reply)
     except StopIteration as stop:
-        return _settled(stop.value)
+        outcome: Outcome = stop.value
+    # Out of the except block: the caller's error is not chained to StopIteration.
+    return _settled(outcome)
 
 
 async def run_async(
@@ -382,7 +386,9 @@ async def _drive_async(
                 reply = error, None
             request = send(reply)
     except StopIteration as stop:
-        return _settled(stop.value)
+        outcome: Outcome = stop.value
+    # Out of the except block: the caller's error is not chained to StopIteration.
+    return _settled(outcome)
 
 
 def resume_sync(
@@ -573,8 +579,11 @@ class SyncCall(functools.partial):  # type: ignore[type-arg]
         return self if instance is None else MethodType(self, instance)
 
 
-class Policy:
-    """Base of the policies: every form of a call derived from ``_enter`` / ``_exit``."""
+class Policy(NoCopy):
+    """Base of the policies: every form of a call derived from ``_enter`` / ``_exit``.
+
+    Policies are neither copied nor pickled (``NoCopy``): each is live state.
+    """
 
     __slots__ = ()
     _name: str | None

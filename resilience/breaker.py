@@ -92,7 +92,8 @@ class CircuitBreaker(Block, Policy):
     failures; ignored ones count as neither; any other exception counts as a
     success. ``failure_if(result)`` makes returned values failures. While
     open, calls raise ``CircuitOpenError`` or return ``fallback(*args,
-    **kwargs)``. Cancellation and interrupts never count.
+    **kwargs)``. Cancellation and interrupts never count. Named holds
+    (``hold`` / ``lift_hold``) keep it refusing whatever its state beneath.
     """
 
     __slots__ = (
@@ -254,16 +255,41 @@ class CircuitBreaker(Block, Policy):
         return STATES[self._core.state]
 
     def force_open(self) -> None:
-        """Reject every call until ``reset()``."""
+        """Reject every call until ``reset()`` (``retry_after`` inf); holds are apart from it."""
         self._core.force_open()
 
     def disable(self) -> None:
-        """Let every call through and judge none until ``reset()``."""
+        """Let every call through and judge none until ``reset()`` (holds still refuse)."""
         self._core.disable()
 
     def reset(self) -> None:
-        """Back to CLOSED with a fresh window."""
+        """Back to CLOSED with a fresh window; holds stay until their holders lift them."""
         self._core.reset()
+
+    def hold(self, name: str) -> None:
+        """Put a hold called ``name`` on the breaker (a second one of that name adds nothing).
+
+        While any hold is on, every call is refused (``CircuitOpenError`` with
+        ``retry_after`` None, or the fallback) and ``state`` is FORCED_OPEN.
+        Underneath, the breaker goes on as traffic and the operator leave it:
+        calls already let through still count, ``force_open`` / ``disable``
+        / ``reset`` still apply, an open timer keeps running. A health check
+        given ``isolate=`` holds its breaker, by the check's name, while DOWN.
+        """
+        self._core.hold(name)
+
+    def lift_hold(self, name: str) -> None:
+        """Lift the hold called ``name`` (nothing if there is none).
+
+        Lifting the last hold shows the state beneath again (OPEN with its
+        timer, CLOSED, or FORCED_OPEN by ``force_open``); nothing is reset.
+        """
+        self._core.lift_hold(name)
+
+    @property
+    def holds(self) -> frozenset[str]:
+        """The names of the holds on the breaker (empty when none)."""
+        return frozenset(self._core.holds)
 
     def on_state_change(
         self, callback: Callable[[CircuitBreaker, CircuitState, CircuitState], object]

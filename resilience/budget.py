@@ -22,8 +22,9 @@ from dataclasses import asdict, dataclass
 
 from . import _core
 from ._core._clock_py import read_now
+from ._core._nocopy import NoCopy
 from ._core._validate import clock as check_clock
-from ._core._validate import count, positive
+from ._core._validate import count, positive, slice_width
 from ._core._validate import quantile as check_quantile
 from ._policy import add_listener, check_name, notify
 
@@ -40,6 +41,10 @@ __all__ = [
 MINUTE = 60.0
 HOUR = 3600.0
 FINE_SPAN = 6 * HOUR  # kept in buckets of at most a minute; beyond, at most an hour
+MIN_FINE_BUCKETS = 60  # so that a short window still slides smoothly
+# Memory follows the window (an hour's bucket each): a year and a day at most
+# (about 220 KB, compiled).
+MAX_WINDOW = 366 * 24 * HOUR
 
 
 @dataclass(frozen=True)
@@ -83,7 +88,7 @@ class ErrorBudgetStats:
     exhausted: bool
 
 
-class ErrorBudget:
+class ErrorBudget(NoCopy):
     """The error budget of an SLO (``slo`` in (0, 1): the fraction of good events).
 
     ``record(ok)`` counts events; ``remaining`` is ``1 - (bad/total) /
@@ -92,7 +97,8 @@ class ErrorBudget:
     trailing ``seconds`` divided by ``1 - slo`` (1.0 spends the budget exactly
     over the window). Trailing windows are whole buckets, the current one
     included: a minute's precision up to six hours back, an hour's beyond,
-    and at most the whole window.
+    and at most the whole window. ``window`` is at most 366 days, and at
+    least 60 microseconds (a bucket is never narrower than a microsecond).
     """
 
     def __init__(
@@ -108,15 +114,16 @@ class ErrorBudget:
         if self._slo >= 1.0:
             raise ValueError(f"slo must be in (0, 1), got {slo!r}")
         self._window = positive("window", window)
+        if self._window > MAX_WINDOW:
+            raise ValueError(f"window must be <= {MAX_WINDOW} s (366 days), got {window!r}")
+        fine_span = min(self._window, FINE_SPAN)
+        fine_buckets = max(MIN_FINE_BUCKETS, math.ceil(fine_span / MINUTE))
+        slice_width("window", fine_span, fine_buckets)
         self._rules = check_rules(rules)
         self._name = check_name(name)
         self._clock = check_clock(clock)
         TimeWindow = _core.SELECTED.TimeWindow
-        fine_span = min(self._window, FINE_SPAN)
-        # At least 60 buckets, so a short window still slides smoothly.
-        self._fine: _core.TimeWindow = TimeWindow(
-            fine_span, max(60, math.ceil(fine_span / MINUTE)), clock=self._clock
-        )
+        self._fine: _core.TimeWindow = TimeWindow(fine_span, fine_buckets, clock=self._clock)
         self._coarse: _core.TimeWindow | None = (
             TimeWindow(self._window, math.ceil(self._window / HOUR), clock=self._clock)
             if self._window > FINE_SPAN
@@ -277,7 +284,7 @@ class LatencyBudgetStats:
     exhausted: bool
 
 
-class LatencyBudget:
+class LatencyBudget(NoCopy):
     """A latency objective: the ``quantile`` of recorded latencies stays <= ``threshold``.
 
     Latencies go into a ``LatencySketch`` whose quantiles are within
@@ -286,7 +293,8 @@ class LatencyBudget:
     keeps ``buckets`` time slices and a query merges the slices of the last
     ``window`` seconds (whole slices, the current one included); memory is
     ``buckets`` sketches of about 13.6 KiB each at 1% (and one more,
-    briefly, per query).
+    briefly, per query), 8 MiB at most, and a slice is at least a
+    microsecond wide.
     """
 
     def __init__(
@@ -304,8 +312,10 @@ class LatencyBudget:
         self._target = check_quantile("quantile", quantile)
         self._window = None if window is None else positive("window", window)
         slices = count("buckets", buckets)
-        if window is None:
+        if self._window is None:
             slices = 1  # all time: one sketch
+        else:
+            slice_width("window", self._window, slices, "buckets")
         self._name = check_name(name)
         clock = check_clock(clock)  # the window reads it; checked without one too
         # All time: one sketch; a window: the compiled window of sketches.

@@ -29,6 +29,7 @@ from enum import IntEnum
 from typing import Any
 
 from . import _core
+from ._core._nocopy import NoCopy
 from ._core._validate import clock as check_clock
 from ._core._validate import non_negative, positive
 from ._policy import Policy, Replace, add_listener, check_name, logger, notify
@@ -77,7 +78,7 @@ def request_criticality(criticality: Criticality | str) -> Iterator[Criticality]
         _criticality.reset(token)
 
 
-class DegradationManager:
+class DegradationManager(NoCopy):
     """Levels, triggers and features; see the module docstring.
 
     Triggers are evaluated lazily — when ``.level`` is read or a feature is

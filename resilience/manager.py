@@ -18,6 +18,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from . import backoff
+from ._core._nocopy import NoCopy
 from ._core._validate import clock as check_clock
 from ._policy import check_callable
 from .breaker import CircuitBreaker
@@ -49,7 +50,7 @@ BACKOFF_KINDS: dict[str, Callable[..., Any]] = {
 _NOT_A_PARAMETER = object()
 
 
-class ResilienceManager:
+class ResilienceManager(NoCopy):
     """Named policies, made once and shared; see the module docstring.
 
     ``config`` maps a kind (``"circuit_breakers"``, ``"rate_limiters"``,

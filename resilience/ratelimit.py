@@ -11,25 +11,27 @@ handing its tokens back if it is cancelled or interrupted while asleep.
 from __future__ import annotations
 
 import functools
+import math
 import threading
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from typing import Any
 
 from . import _core
+from ._core._validate import capacity as check_capacity
 from ._core._validate import clock as check_clock
 from ._core._validate import non_negative, number, positive
 from ._policy import (
     NEVER_FAILURES,
     Acquiring,
-    AsyncCall,
     Block,
     Policy,
     Sleep,
     Wait,
     check_callable,
     check_name,
+    coroutine_function,
     finish_async,
     finish_sync,
     keeps,
@@ -90,14 +92,13 @@ class RateLimiter(Block, Policy):
         # rate / per * per need not give back the same float.
         self._rate = positive("rate", rate)
         self._per = positive("per", per)
-        capacity = self._rate if burst is None else positive("burst", burst)
+        capacity = check_burst(burst, self._rate)
+        per_second = tokens_per_second("rate", self._rate, self._per)
         self._max_wait = non_negative("max_wait", max_wait)
         self._name = check_name(name)
         self._sleep = check_callable("sleep", sleep)
         self._impl = _core.SELECTED  # the twin this limiter and its wrappers run on
-        self._bucket = self._impl.TokenBucket(
-            self._rate / self._per, capacity, clock=check_clock(clock)
-        )
+        self._bucket = self._impl.TokenBucket(per_second, capacity, clock=check_clock(clock))
         # Fast paths stand in for acquire only where a subclass kept it.
         self._plain = keeps(self, RateLimiter, "acquire", "aacquire")
 
@@ -134,9 +135,21 @@ class RateLimiter(Block, Policy):
         """Take ``tokens``, awaiting them up to ``timeout`` (default ``max_wait``)."""
         await finish_async(self._begin(tokens, timeout))
 
+    def _reserved(self, wait: float) -> Sleep:
+        """The sleep for a reservation of one token that a fast path made."""
+        return Sleep(wait, self._sleep, on_abandon=functools.partial(self._bucket.refund, 1))
+
     def _pause(self, wait: float) -> None:
-        """Sleep for a reservation of one token that a compiled wrapper made."""
-        finish_sync(Sleep(wait, self._sleep, on_abandon=functools.partial(self._bucket.refund, 1)))
+        finish_sync(self._reserved(wait))
+
+    async def _pause_then(self, wait: float, coro: Coroutine[Any, Any, Any]) -> Any:
+        """Await the reservation's sleep, then ``coro`` (closed unawaited if the sleep fails)."""
+        try:
+            await finish_async(self._reserved(wait))
+        except BaseException:
+            coro.close()
+            raise
+        return await coro
 
     # -- the protocol ------------------------------------------------------------
 
@@ -151,7 +164,14 @@ class RateLimiter(Block, Policy):
         )
 
     def _fast_async(self, fn: Callable[..., Any]) -> Any:
-        return AsyncCall(_limited_fast_path, self._enter, fn) if self._plain else None
+        if not self._plain:
+            return None
+        return coroutine_function(
+            self._impl.AsyncLimiterCall(
+                fn, self._bucket, self._name, self._max_wait > 0.0, self._wait_limit,
+                self._pause_then,
+            )
+        )
 
     # -- reading -----------------------------------------------------------------
 
@@ -230,6 +250,11 @@ class AdaptiveRateLimiter(RateLimiter):
         )
         self._min_rate = positive("min_rate", min_rate)
         self._max_rate = positive("max_rate", max_rate)
+        if self._min_rate > self._max_rate:
+            raise ValueError(f"min_rate must be <= max_rate ({max_rate!r}), got {min_rate!r}")
+        # The rate moves between these two: the bucket must take either.
+        tokens_per_second("min_rate", self._min_rate, self._per)
+        tokens_per_second("max_rate", self._max_rate, self._per)
         if not self._min_rate <= self.rate <= self._max_rate:
             raise ValueError(
                 f"rate must be within [min_rate, max_rate] = [{min_rate!r}, {max_rate!r}],"
@@ -294,6 +319,30 @@ class AdaptiveRateLimiter(RateLimiter):
         return None
 
 
+def check_burst(burst: float | None, rate: float) -> float:
+    """The bucket's capacity: ``burst``, else the rate; at least one token either way."""
+    if burst is not None:
+        return check_capacity("burst", burst)
+    if rate < 1.0:
+        raise ValueError(
+            f"rate must be >= 1 when burst is not given (the burst defaults to the rate, and"
+            f" a bucket that cannot hold one token never grants a call), got {rate!r};"
+            f" give burst=1 or more"
+        )
+    return rate
+
+
+def tokens_per_second(name: str, rate: float, per: float) -> float:
+    """``rate / per``, the bucket's refill rate: finite and > 0, or a ValueError naming both."""
+    result = rate / per
+    if not 0.0 < result < math.inf:
+        raise ValueError(
+            f"{name} / per (tokens a second) must be a finite number > 0,"
+            f" got {name}={rate!r}, per={per!r}"
+        )
+    return result
+
+
 class _StartsAfter(Wait):
     """A wait, then the clock's reading as it ends: when the call starts."""
 
@@ -315,17 +364,3 @@ class _StartsAfter(Wait):
 
     def abandon(self) -> None:
         self._wait.abandon()
-
-
-async def _limited_fast_path(
-    enter: Callable[[None, None], Sleep | None],
-    fn: Callable[..., Awaitable[Any]],
-    /,
-    *args: Any,
-    **kwargs: Any,
-) -> Any:
-    """The async decorator of a RateLimiter: the protocol's steps, with nothing to settle."""
-    wait = enter(None, None)  # a token now, the sleep for one, or RateLimitExceeded
-    if wait is not None:
-        await finish_async(wait)
-    return await fn(*args, **kwargs)

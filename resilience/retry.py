@@ -28,16 +28,18 @@ from ._core._layout import (
     RETRY_RETRIES,
     RETRY_SUCCESSES,
 )
+from ._core._nocopy import NoCopy
 from ._core._validate import clock as check_clock
-from ._core._validate import count, non_negative, number, optional, positive
+from ._core._validate import count, non_negative, number, optional, positive, slice_width
+from ._core._window_py import default_buckets
 from ._policy import (
     NEVER_FAILURES,
-    AsyncCall,
     Policy,
     Wait,
     check_callable,
     check_name,
     check_on,
+    coroutine_function,
     finish_async,
     finish_sync,
     notify,
@@ -76,7 +78,7 @@ class RetryStats:
     failures: int  # calls that gave up (the error or RetryError raised)
 
 
-class RetryBudget:
+class RetryBudget(NoCopy):
     """Retries may add at most ``ratio`` of the calls of the last ``ttl`` seconds.
 
     Plus a floor of ``min_per_second`` retries a second, so a quiet service
@@ -101,6 +103,7 @@ class RetryBudget:
         if math.isinf(self.min_per_second):
             raise ValueError(f"min_per_second must be finite, got {min_per_second!r}")
         self.ttl = positive("ttl", ttl)
+        slice_width("ttl", self.ttl, default_buckets(self.ttl))  # the window's, checked here
         self._floor = self.min_per_second * self.ttl
         # The compiled time window counts first calls as successes and
         # retries as failures over the last ``ttl`` seconds.
@@ -254,7 +257,9 @@ class Retry(Policy):
     def _fast_async(self, fn: Callable[..., Any]) -> Any:
         if self._budget is not None or self._retry_if_result is not None:
             return None
-        return AsyncCall(_first_attempt_fast_path, self._counts, self._clock, self._aresume, fn)
+        return coroutine_function(
+            self._impl.AsyncRetryCall(fn, self._counts, self._aresume, self._clock_arg)
+        )
 
     def _resume(
         self,
@@ -267,15 +272,16 @@ class Retry(Policy):
         """Go on after a first attempt that a fast path made, counted and saw fail."""
         return resume_sync(self, _Run(self, started), failure, fn, args, kwargs)
 
-    async def _aresume(
+    def _aresume(
         self,
         failure: BaseException,
         started: float,
         fn: Callable[..., Awaitable[Any]],
         args: tuple[Any, ...],
         kwargs: dict[str, Any],
-    ) -> Any:
-        return await resume_async(self, _Run(self, started), failure, fn, args, kwargs)
+    ) -> Awaitable[Any]:
+        """``_resume``'s coroutine, for the async fast path."""
+        return resume_async(self, _Run(self, started), failure, fn, args, kwargs)
 
     # -- retrying a block --------------------------------------------------------
 
@@ -449,27 +455,3 @@ class Attempt:
 
     def __repr__(self) -> str:
         return f"<Attempt {self.number}>"
-
-
-async def _first_attempt_fast_path(
-    counts: Any,
-    clock: Callable[[], float],
-    resume: Callable[..., Awaitable[Any]],
-    fn: Callable[..., Awaitable[Any]],
-    /,
-    *args: Any,
-    **kwargs: Any,
-) -> Any:
-    """The async decorator of a Retry: the first attempt inline (most calls need no more)."""
-    started = clock()
-    counts.add(RETRY_CALLS)
-    counts.add(RETRY_ATTEMPTS)
-    try:
-        result = await fn(*args, **kwargs)
-    except BaseException as exc:
-        failure = exc
-    else:
-        counts.add(RETRY_SUCCESSES)
-        return result
-    # Out of the except block: a later attempt's error is not chained to this one.
-    return await resume(failure, started, fn, args, kwargs)

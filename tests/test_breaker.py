@@ -20,6 +20,7 @@ from typing import Any
 
 import pytest
 
+from resilience import Bulkhead, Pipeline
 from resilience.breaker import CircuitBreaker, CircuitState
 from resilience.errors import CircuitOpenError, ResilienceError
 from resilience.testing import FakeClock
@@ -1366,6 +1367,85 @@ def test_force_open_rejects_with_infinite_retry_after(policy_impl, form):
 
 
 @forms
+@pytest.mark.parametrize("in_pipeline", [False, True], ids=["alone", "in_pipeline"])
+def test_a_hold_refuses_every_form_with_no_retry_after(policy_impl, form, in_pipeline):
+    breaker, clock = make(name="db")
+    # A Pipeline has every form its members have: Bulkhead has them all too.
+    policy = Pipeline(breaker, Bulkhead(2)) if in_pipeline else breaker
+    breaker.hold("health")
+    assert breaker.state is FORCED_OPEN
+    assert breaker.holds == {"health"}
+    clock.advance(1e6)  # no timer ends a hold
+    ran = []
+    with pytest.raises(CircuitOpenError) as info:
+        form(policy, lambda: ran.append(1))
+    assert ran == []
+    assert info.value.name == "db"
+    assert info.value.retry_after is None  # it ends when the holder lifts it
+    assert breaker.stats.rejected == 1
+    assert breaker.stats.state is FORCED_OPEN
+    breaker.lift_hold("health")
+    assert breaker.state is CLOSED
+    assert form(policy, ok) == "ok"
+
+
+@forms
+def test_a_held_breaker_returns_the_fallback_except_in_with_blocks(policy_impl, form):
+    breaker, _ = make(fallback=lambda: "fallback")
+    breaker.hold("health")
+    if form in FALLBACK_FORMS:
+        assert form(breaker, ok) == "fallback"
+    else:
+        with pytest.raises(CircuitOpenError):
+            form(breaker, ok)
+
+
+@forms
+def test_lifting_a_hold_leaves_the_breaker_as_traffic_left_it(policy_impl, form):
+    breaker, clock = make(failure_threshold=1, reset_timeout=10.0)
+    events = []
+    breaker.on_state_change(lambda b, old, new: events.append((old, new)))
+    decorated = breaker(ok)  # made before the hold: its fast path must see the hold too
+    breaker.hold("health")
+    with pytest.raises(CircuitOpenError):
+        decorated()
+    breaker.lift_hold("health")
+    trip(breaker)
+    breaker.hold("health")
+    clock.advance(4.0)
+    breaker.lift_hold("health")
+    assert breaker.state is OPEN
+    with pytest.raises(CircuitOpenError) as info:
+        form(breaker, ok)
+    assert info.value.retry_after == 6.0
+    clock.advance(6.0)
+    assert form(breaker, ok) == "ok"  # the probe, then CLOSED: half-open was not skipped
+    assert breaker.state is CLOSED
+    assert events == [
+        (CLOSED, FORCED_OPEN),
+        (FORCED_OPEN, CLOSED),
+        (CLOSED, OPEN),
+        (OPEN, FORCED_OPEN),
+        (FORCED_OPEN, OPEN),
+        (OPEN, HALF_OPEN),
+        (HALF_OPEN, CLOSED),
+    ]
+
+
+def test_holds_are_heard_by_the_state_listeners(policy_impl):
+    breaker, _ = make()
+    events = []
+    breaker.on_state_change(lambda b, old, new: events.append((old, new)))
+    breaker.hold("a")
+    breaker.hold("b")
+    breaker.lift_hold("a")
+    breaker.lift_hold("b")
+    assert events == [(CLOSED, FORCED_OPEN), (FORCED_OPEN, CLOSED)]
+    assert all(type(state) is CircuitState for change in events for state in change)
+    assert breaker.transitions == {(CLOSED, FORCED_OPEN): 1, (FORCED_OPEN, CLOSED): 1}
+
+
+@forms
 def test_disable_lets_every_call_through_and_never_trips(policy_impl, form):
     breaker, _ = make(failure_threshold=1, failure_rate=0.5, minimum_calls=1)
     trip(breaker)
@@ -1596,6 +1676,16 @@ BAD_NUMBERS = (
 @pytest.mark.parametrize(("argument", "value"), BAD_NUMBERS, ids=repr)
 def test_bad_numeric_arguments_are_rejected(policy_impl, argument, value):
     check_rejected(argument, value)
+
+
+@pytest.mark.parametrize("others", [{}, {"failure_rate": 0.5}, {"window_duration": 10.0}])
+def test_a_slow_call_rate_without_slow_call_duration_is_refused(policy_impl, others):
+    # It used to be ignored without a word: no call is slow without a duration.
+    with pytest.raises(ValueError) as info:
+        CircuitBreaker(slow_call_rate=0.5, **others)
+    message = str(info.value)
+    assert "slow_call_rate=0.5" in message
+    assert "slow_call_duration=None" in message
 
 
 @pytest.mark.parametrize(

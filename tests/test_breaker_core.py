@@ -199,12 +199,22 @@ def test_slow_failures_count_for_both_rates(impl):
 
 
 def test_calls_are_never_slow_without_slow_call_duration(impl):
-    breaker, _, _ = make(impl, failure_threshold=0, slow_call_rate=0.1, minimum_calls=1)
+    breaker, _, _ = make(impl, failure_threshold=0, failure_rate=1.0, minimum_calls=1)
     for _ in range(20):
         breaker.record_success(duration=1e6)
     assert breaker.window_totals() == (20, 0, 0)
     assert breaker.total_slow_calls == 0
     assert breaker.state == CLOSED
+
+
+@pytest.mark.parametrize("rate", [0.1, 1.0, 1])
+def test_a_slow_call_rate_without_slow_call_duration_is_refused(impl, rate):
+    # Silently ignored before: no call is ever slow without a duration.
+    with pytest.raises(ValueError) as info:
+        impl.BreakerCore(slow_call_rate=rate)
+    message = str(info.value)
+    assert "slow_call_duration" in message
+    assert f"slow_call_rate={rate!r}" in message
 
 
 @given(
@@ -851,6 +861,209 @@ def test_repeated_manual_calls_notify_once(impl):
     breaker.reset()
     breaker.reset()
     assert events == [(CLOSED, FORCED_OPEN), (FORCED_OPEN, DISABLED), (DISABLED, CLOSED)]
+
+
+# -- holds ------------------------------------------------------------------------------
+
+
+def test_a_hold_refuses_every_permit_and_reads_forced_open(impl):
+    breaker, clock, events = make(impl, failure_threshold=2)
+    breaker.record_failure()
+    generation = breaker.generation
+    breaker.hold("db")
+    assert breaker.holds == frozenset({"db"})
+    assert breaker.state == FORCED_OPEN
+    assert events == [(CLOSED, FORCED_OPEN)]
+    for _ in range(3):
+        assert breaker.acquire() == -1
+        assert breaker.allow() is False
+    clock.advance(1e6)  # no timer ends a hold
+    assert breaker.retry_after() is None  # it ends when its holder lifts it
+    assert breaker.state == FORCED_OPEN
+    assert breaker.rejected == 6
+    breaker.lift_hold("db")
+    assert breaker.holds == frozenset()
+    assert events == [(CLOSED, FORCED_OPEN), (FORCED_OPEN, CLOSED)]
+    # CLOSED as it was left, not reset: same generation, the failure still counts.
+    assert breaker.state == CLOSED
+    assert breaker.generation == generation
+    assert breaker.acquire() == generation
+    assert breaker.consecutive_failures == 1
+    assert breaker.window_totals() == (1, 1, 0)
+    breaker.record_failure()
+    assert breaker.state == OPEN
+
+
+def test_the_breaker_stays_held_until_every_holder_lifts_its_hold(impl):
+    breaker, _, events = make(impl)
+    breaker.hold("db")
+    breaker.hold("cache")
+    breaker.hold("db")  # the same holder again: still one hold
+    assert breaker.holds == frozenset({"db", "cache"})
+    breaker.lift_hold("db")
+    assert breaker.holds == frozenset({"cache"})
+    assert breaker.state == FORCED_OPEN
+    assert breaker.acquire() == -1
+    breaker.lift_hold("db")  # not held any more: nothing
+    breaker.lift_hold("queue")  # never held: nothing
+    assert breaker.state == FORCED_OPEN
+    breaker.lift_hold("cache")
+    assert breaker.state == CLOSED
+    assert breaker.acquire() >= 0
+    assert events == [(CLOSED, FORCED_OPEN), (FORCED_OPEN, CLOSED)]
+
+
+def test_lifting_the_last_hold_leaves_an_open_breaker_open_with_its_timer(impl):
+    breaker, clock, events = make(impl, failure_threshold=1, reset_timeout=10.0)
+    trip_now(breaker)
+    clock.advance(4.0)
+    breaker.hold("db")
+    clock.advance(3.0)
+    breaker.lift_hold("db")
+    assert breaker.state == OPEN  # not CLOSED: traffic opened it
+    assert breaker.retry_after() == pytest.approx(3.0)  # its timer ran on beneath the hold
+    assert breaker.acquire() == -1
+    clock.advance(3.0)
+    assert breaker.acquire() >= 0  # the probe, after the open time as ever
+    assert events == [
+        (CLOSED, OPEN),
+        (OPEN, FORCED_OPEN),
+        (FORCED_OPEN, OPEN),
+        (OPEN, HALF_OPEN),
+    ]
+
+
+def test_an_open_time_that_ends_under_a_hold_gives_a_probe_once_lifted(impl):
+    breaker, clock, events = make(impl, failure_threshold=1, reset_timeout=10.0)
+    trip_now(breaker)
+    breaker.hold("db")
+    clock.advance(60.0)
+    assert breaker.state == FORCED_OPEN  # no HALF_OPEN beneath a hold
+    assert breaker.acquire() == -1
+    breaker.lift_hold("db")
+    assert breaker.retry_after() == 0.0
+    probe = breaker.acquire()  # half-open: one probe, not straight to CLOSED
+    assert probe >= 0
+    assert breaker.state == HALF_OPEN
+    assert breaker.acquire() == -1
+    breaker.record_success(generation=probe)
+    assert breaker.state == CLOSED
+    assert events == [
+        (CLOSED, OPEN),
+        (OPEN, FORCED_OPEN),
+        (FORCED_OPEN, OPEN),
+        (OPEN, HALF_OPEN),
+        (HALF_OPEN, CLOSED),
+    ]
+
+
+def test_holds_are_apart_from_force_open(impl):
+    breaker, _, events = make(impl)
+    breaker.force_open()
+    breaker.hold("db")
+    breaker.lift_hold("db")
+    assert breaker.state == FORCED_OPEN  # the operator's force_open stands
+    assert breaker.retry_after() == math.inf
+    assert events == [(CLOSED, FORCED_OPEN)]  # the state read never changed
+    breaker.hold("db")
+    breaker.reset()  # the operator closes it beneath the hold
+    assert breaker.state == FORCED_OPEN
+    assert breaker.acquire() == -1
+    assert breaker.holds == frozenset({"db"})
+    breaker.force_open()
+    breaker.lift_hold("db")
+    assert breaker.state == FORCED_OPEN
+    breaker.hold("db")
+    breaker.disable()
+    assert breaker.acquire() == -1  # a hold refuses a disabled breaker too
+    breaker.lift_hold("db")
+    assert breaker.state == DISABLED
+    assert breaker.acquire() >= 0
+    assert events == [(CLOSED, FORCED_OPEN), (FORCED_OPEN, DISABLED)]
+
+
+def test_calls_let_through_before_a_hold_still_count(impl):
+    breaker, clock, events = make(impl, failure_threshold=1, reset_timeout=10.0)
+    token = breaker.acquire()
+    breaker.hold("db")
+    clock.advance(2.0)
+    breaker.record_failure(generation=token)  # trips the breaker beneath the hold
+    assert breaker.state == FORCED_OPEN
+    assert events == [(CLOSED, FORCED_OPEN)]  # no change of the state read
+    breaker.lift_hold("db")
+    assert breaker.state == OPEN
+    assert breaker.retry_after() == pytest.approx(10.0)  # opened when the failure came
+    assert events == [(CLOSED, FORCED_OPEN), (FORCED_OPEN, OPEN)]
+
+
+def test_a_probe_out_before_a_hold_still_answers(impl):
+    breaker, clock, events = make(impl, failure_threshold=1, reset_timeout=10.0)
+    trip_now(breaker)
+    clock.advance(10.0)
+    probe = breaker.acquire()
+    breaker.hold("db")
+    assert breaker.half_open_probes == 1
+    breaker.record_success(generation=probe)  # closes the breaker beneath the hold
+    assert breaker.state == FORCED_OPEN
+    breaker.lift_hold("db")
+    assert breaker.state == CLOSED
+    assert events[-2:] == [(HALF_OPEN, FORCED_OPEN), (FORCED_OPEN, CLOSED)]
+
+
+@pytest.mark.parametrize(
+    ("name", "error"), [(None, TypeError), (3, TypeError), (b"db", TypeError), ("", ValueError)]
+)
+@pytest.mark.parametrize("method", ["hold", "lift_hold"])
+def test_a_hold_needs_a_non_empty_str_name(impl, method, name, error):
+    breaker, _, events = make(impl)
+    with pytest.raises(error) as info:
+        getattr(breaker, method)(name)
+    assert str(info.value) == f"name must be a non-empty str, got {name!r}"
+    assert breaker.holds == frozenset()
+    assert breaker.state == CLOSED
+    assert events == []
+
+
+def test_repr_shows_the_state_beneath_and_the_holds(impl):
+    breaker, _, _ = make(impl, failure_threshold=1)
+    trip_now(breaker)
+    breaker.hold("db")
+    breaker.hold("cache")
+    text = repr(breaker)
+    assert "state=OPEN" in text
+    assert "holds=['cache', 'db']" in text
+    breaker.lift_hold("db")
+    breaker.lift_hold("cache")
+    assert "holds" not in repr(breaker)
+
+
+def test_holds_from_many_threads(impl):
+    """Each thread's own hold refuses every permit while it is on; the last lift frees it."""
+    breaker, _, _ = make(impl)
+    rounds = 300
+    start = threading.Barrier(4, timeout=10.0)  # a deadlock guard, never a timing assertion
+    broken: list[str] = []
+
+    def holder(name: str) -> None:
+        start.wait()
+        for _ in range(rounds):
+            breaker.hold(name)
+            if breaker.acquire() != -1 or breaker.state != FORCED_OPEN:
+                broken.append(name)
+            breaker.lift_hold(name)
+
+    workers = [
+        threading.Thread(target=holder, args=(f"check-{i}",), daemon=True) for i in range(4)
+    ]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join(10.0)
+        assert not worker.is_alive(), "a holder deadlocked"
+    assert broken == []
+    assert breaker.holds == frozenset()
+    assert breaker.state == CLOSED
+    assert breaker.acquire() >= 0
 
 
 # -- ignored outcomes and counters --------------------------------------------------

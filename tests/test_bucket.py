@@ -179,7 +179,7 @@ def test_waiting_wait_time_then_acquire_succeeds_example(impl):
 
 @given(
     rate=st.floats(0.01, 1e4),
-    capacity=st.floats(0.01, 1e4),
+    capacity=st.floats(1.0, 1e4),  # a bucket holds at least one token
     held=st.floats(0.0, 1.0),
     asked=st.floats(0.0, 1.0),
 )
@@ -460,7 +460,7 @@ class BucketModel:
 
 @given(
     rate=RATES,
-    capacity=st.integers(1, 32).map(lambda k: k / 8),
+    capacity=st.integers(8, 32).map(lambda k: k / 8),  # at least one token
     fill=st.floats(0.0, 1.0),
     start=st.integers(0, 8000).map(lambda k: k / 8),
     ops=st.lists(OPS, max_size=40),
@@ -529,7 +529,7 @@ ANY_OPS = st.lists(
 
 @given(
     rate=st.floats(0.01, 1000.0),
-    capacity=st.floats(0.01, 100.0),
+    capacity=st.floats(1.0, 100.0),  # a bucket holds at least one token
     start=st.floats(0.0, 1e6),
     ops=ANY_OPS,
 )

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 import resilience
-from resilience.__main__ import main
+from resilience.__main__ import COMMANDS, main
 from resilience._tools import bench, demo
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -84,12 +84,21 @@ def test_demo_runs_a_short_scenario_and_rejects_a_bad_scale() -> None:
     )
     assert out.returncode == 0, out.stderr
     lines = out.stdout.splitlines()
-    header = lines[0].split()
-    for column in ("time", "phase", "ok%", "breaker", "retries", "budget", "health", "level"):
-        assert column in header
+    # A legend first, once: each column's title and what it shows; then the header.
+    assert lines[0] == f"One line every {scale:g} s, changes noted beneath it. The columns:"
+    assert out.stdout.count("The columns:") == 1
+    legend = lines[1 : 1 + len(demo.COLUMNS)]
+    for column, line in zip(demo.COLUMNS, legend, strict=True):
+        assert re.fullmatch(rf"  {re.escape(column.title)} +{re.escape(column.meaning)}", line)
+    header = lines.index(demo.row([column.title for column in demo.COLUMNS]))
+    assert header == len(demo.COLUMNS) + 2
     # The live view (one line per tick; the notes of changes are indented
     # further) goes through the phases in order, the outage included.
-    view = [line.split()[1] for line in lines[1:] if re.match(r"^ {0,4}\d+\.\ds  [a-z]", line)]
+    view = [
+        line.split()[1]
+        for line in lines[header + 1 :]
+        if re.match(r"^ {0,4}\d+\.\ds  [a-z]", line)
+    ]
     seen = [p for i, p in enumerate(view) if i == 0 or view[i - 1] != p]
     remaining_phases = iter(p.name for p in demo.PHASES)
     assert all(p in remaining_phases for p in seen), seen  # a subsequence, in order
@@ -104,28 +113,37 @@ def test_demo_runs_a_short_scenario_and_rejects_a_bad_scale() -> None:
     total = int(re.search(r"^  requests\s+(\d+)$", out.stdout, re.M).group(1))
     expected = sum(round(p.seconds * scale * p.arrivals) for p in demo.PHASES)
     assert total == expected
-    counts = {}
-    for outcome in ("ok", "circuit open", "rate limited", "bulkhead full", "failed"):
-        match = re.search(rf"^    {outcome}\s+(\d+)  \((\d+\.\d)%\)$", out.stdout, re.M)
-        assert match, outcome
-        counts[outcome] = int(match.group(1))
-        assert match.group(2) == f"{100 * counts[outcome] / total:.1f}"
-    assert sum(counts.values()) == total
+
+    def count(indent: int, label: str, meaning: str = "") -> int:
+        """The count on a summary line, after checking its share of the requests."""
+        pattern = rf"^{' ' * indent}{label} +(\d+)  \((\d+\.\d)%\) *{re.escape(meaning)}$"
+        match = re.search(pattern, out.stdout, re.M)
+        assert match, pattern
+        assert match.group(2) == f"{100 * int(match.group(1)) / total:.1f}"
+        return int(match.group(1))
+
+    # Each request counted once: ok, or not ok under the way it ended.
+    ok, not_ok = count(4, "ok"), count(4, "not ok")
+    assert ok + not_ok == total
+    counts = {label: count(6, label, meaning) for label, (_, meaning) in demo.NOT_OK.items()}
+    assert sum(counts.values()) == not_ok
 
     # The outage (95% errors) must trip the breaker: CLOSED -> OPEN at least once.
-    breaker = re.search(r"^  breaker\s+(\w+); (\d+) rejected; (.*)$", out.stdout, re.M)
+    breaker = re.search(r"^  breaker\s+(\w+); (\d+) calls refused; (.*)$", out.stdout, re.M)
     moves = dict(re.findall(r"(\w+->\w+) x(\d+)", breaker.group(3)))
     assert int(moves.get("CLOSED->OPEN", 0)) >= 1
     assert "breaker CLOSED -> OPEN" in out.stdout  # the live view noted it
     # Every refusal is counted once: by the policy that refused and in the outcomes.
     assert int(breaker.group(2)) == counts["circuit open"]
-    refused = re.search(r"^  bulkhead\s+(\d+) refused$", out.stdout, re.M)
+    refused = re.search(r"^  bulkhead\s+(\d+) calls refused$", out.stdout, re.M)
     assert int(refused.group(1)) == counts["bulkhead full"]
     retry = re.search(r"^  retry\s+(\d+) attempts, (\d+) of them retries$", out.stdout, re.M)
     attempts, retries = int(retry.group(1)), int(retry.group(2))
     assert attempts == total - counts["rate limited"] + retries
-    budget = re.search(r"\((\d+) bad of (\d+), SLO 90%", out.stdout)
-    assert (int(budget.group(1)), int(budget.group(2))) == (total - counts["ok"], total)
+    budget = re.search(
+        r" (\d+) not ok of (\d+) requests \(SLO 90% ok over 60 s\)$", out.stdout, re.M
+    )
+    assert (int(budget.group(1)), int(budget.group(2))) == (not_ok, total)
 
     bad = subprocess.run(
         [sys.executable, "-m", "resilience", "demo", "--scale", "0"],
@@ -163,12 +181,19 @@ def _gone_reader(args: list[str], lines: int, unbuffered: bool) -> tuple[int, st
 @pytest.mark.parametrize(
     ("args", "lines", "unbuffered"),
     [
-        (["info"], 1, True),  # `info | head -1`
         (["info"], 0, False),  # closed before anything is written: the write at exit fails
         (["info"], 0, True),  # closed before anything is written: the first print fails
         (["bench", "--repeat", "1", "--target", "0.001"], 1, True),  # later lines fail
+        (["demo", "--scale", "0.05"], 3, False),  # `demo | head -3`: the next tick fails
+        (["--help"], 0, False),  # argparse exits with the help text still buffered
     ],
-    ids=["info-one-line", "info-closed-buffered", "info-closed-unbuffered", "bench-one-line"],
+    ids=[
+        "info-closed-buffered",
+        "info-closed-unbuffered",
+        "bench-one-line",
+        "demo-three-lines",
+        "help-closed-buffered",
+    ],
 )
 def test_a_closed_stdout_stops_quietly(args: list[str], lines: int, unbuffered: bool) -> None:
     status, stderr = _gone_reader(args, lines, unbuffered)
@@ -178,21 +203,31 @@ def test_a_closed_stdout_stops_quietly(args: list[str], lines: int, unbuffered: 
     assert status == 0, stderr
 
 
-def test_help_lists_every_command_in_plain_text() -> None:
-    for args in (["--help"], ["bench", "--help"], ["demo", "--help"]):
-        out = subprocess.run(
-            [sys.executable, "-m", "resilience", *args],
-            cwd=ROOT, capture_output=True, text=True, timeout=60, check=True,
-        )
-        assert "``" not in out.stdout, out.stdout
-        assert "`" not in out.stdout, out.stdout
-    top = subprocess.run(
-        [sys.executable, "-m", "resilience", "--help"],
-        cwd=ROOT, capture_output=True, text=True, timeout=60, check=True,
+def _help(*args: str) -> str:
+    """The help text as a user sees it in an 80-column terminal."""
+    return subprocess.run(
+        [sys.executable, "-m", "resilience", *args, "--help"],
+        cwd=ROOT, env=dict(os.environ, COLUMNS="80"),
+        capture_output=True, text=True, timeout=60, check=True,
     ).stdout
-    listed = re.findall(r"^    (\w+)\s", top, re.M)
-    assert listed == ["info", "bench", "demo"], top
-    assert "info, bench and demo" in top
+
+
+def _assert_plain_text(shown: str) -> None:
+    """No reST markup (``literal``, :role:`x`, `link`_, directive::): a terminal shows it raw."""
+    assert not re.search(r"`|:\w+:|::", shown), shown
+
+
+def test_help_lists_every_command_on_one_line_each() -> None:
+    top = _help()
+    listed = re.findall(r"^    (\w+) +(.+)$", top, re.M)
+    assert listed == [(name, help_text) for name, (help_text, *_) in COMMANDS.items()], top
+    assert "python -m resilience COMMAND --help" in top
+    _assert_plain_text(top)
+
+
+@pytest.mark.parametrize("command", COMMANDS)
+def test_a_command_help_is_plain_text(command: str) -> None:
+    _assert_plain_text(_help(command))
 
 
 ASYNC_ROWS = (

@@ -370,6 +370,8 @@ def breaker_configs(draw: st.DrawFn, timed: bool) -> tuple[dict[str, Any], float
         ),
         "half_open_calls": draw(st.integers(1, 3)),
     }
+    if kwargs["slow_call_duration"] is None:
+        kwargs["slow_call_rate"] = None  # a slow-call rate without a duration is refused
     if timed:
         kwargs["window_duration"] = draw(
             st.sampled_from([0.5, 1.0, 5.0, 10.0, 60.0]) | st.floats(0.01, 100.0)
@@ -733,7 +735,8 @@ def bucket_op(draw: st.DrawFn, nested: bool = False) -> Op:
 @st.composite
 def bucket_configs(draw: st.DrawFn) -> tuple[float, float, float | None, float]:
     rate = draw(st.sampled_from([0.5, 1.0, 3.0, 10.0, 7]) | st.floats(0.01, 100.0))
-    capacity = draw(st.sampled_from([1.0, 2.0, 5.0, 0.5, 3]) | st.floats(0.1, 50.0))
+    # At least one token: a smaller bucket is refused at construction.
+    capacity = draw(st.sampled_from([1.0, 2.0, 5.0, 1.5, 3]) | st.floats(1.0, 50.0))
     tokens = draw(
         st.none() | st.sampled_from([0.0, 0.5, 1.0]).map(lambda k: k * capacity) | st.just(0)
     )

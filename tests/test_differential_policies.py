@@ -6,9 +6,16 @@ once on the compiled core and once on the pure one (``resilience._core.SELECTED`
 set to the twin while it is built and while it runs), each with its own
 ``FakeClock`` started at the same, sometimes extreme, time. Both then get the
 same operations, in one ``asyncio.run``: calls through a form drawn per step
-(the decorator on a ``def``, ``policy.call``, ``with policy:``, the decorator
-on an ``async def``, ``await policy.acall``, ``async with policy:``), ``with``
-blocks held open across steps, clock advances, the policy's own methods.
+(the decorator on a ``def`` and on a method, ``policy.call``, ``with policy:``,
+the decorator on an ``async def`` and on an async method, ``await
+policy.acall``, ``async with policy:``), ``with`` blocks held open across
+steps, clock advances, the policy's own methods, calls inside a ``deadline``
+(read on the same FakeClock), and async calls run as tasks side by side that
+are cancelled wherever they stand after a drawn number of turns of the event
+loop (a permit or a reservation held, a backoff or a queue being waited out).
+Every policy is driven: CircuitBreaker, RateLimiter, AdaptiveRateLimiter,
+Bulkhead, Retry, Fallback, Timeout (with limits that cannot fire in real time,
+or zero), and Pipelines of any of them, nested ones included.
 
 A step's function succeeds, raises (a recorded, an ignored or another
 exception, one carrying ``retry_after``, ``CancelledError``), returns a value
@@ -31,6 +38,7 @@ import asyncio
 import contextlib
 import dataclasses
 import enum
+import math
 from collections.abc import Callable, Iterator
 from random import Random
 from types import SimpleNamespace
@@ -49,7 +57,10 @@ from resilience import (
     Pipeline,
     RateLimiter,
     Retry,
+    RetryBudget,
+    Timeout,
     _core,
+    deadline,
 )
 from resilience.backoff import constant, exponential
 from resilience.testing import FakeClock
@@ -64,9 +75,11 @@ NO_EXPLAIN = settings(phases=tuple(p for p in Phase if p is not Phase.explain))
 # The clock both twins start at: ordinary, huge, and far below zero.
 CLOCK_STARTS = st.sampled_from([0.0, -1e9, 1e9, 12345.678, -0.5]) | st.floats(-1e9, 1e9)
 
-SYNC_FORMS = ("deco", "call", "with")
-ASYNC_FORMS = ("adeco", "acall", "awith")
-AS_SYNC = {"adeco": "deco", "acall": "call", "awith": "with"}
+# "mdeco" / "amdeco": the decorator on a method, called on an instance.
+SYNC_FORMS = ("deco", "call", "with", "mdeco")
+ASYNC_FORMS = ("adeco", "acall", "awith", "amdeco")
+AS_SYNC = {"adeco": "deco", "acall": "call", "awith": "with", "amdeco": "mdeco"}
+AWAITED = frozenset(ASYNC_FORMS) | {"aiter"}
 
 
 # -- what the step functions raise ----------------------------------------------------
@@ -106,14 +119,32 @@ def judge(result: Any) -> bool:
     return isinstance(result, tuple) and bool(result) and result[0] == "bad"
 
 
-def fallback(script: Script, tag: Any = None) -> Any:
+def owners(args: tuple[Any, ...]) -> list[str]:
+    """The labels of the ``self`` a decorated method passed on before the script."""
+    return [owner.label for owner in args[:-1]]
+
+
+def fallback(*args: Any, tag: Any = None) -> Any:
     """The breaker's fallback: echoes what it was called with."""
-    return ("fallback", tag, script.n)
+    return ("fallback", owners(args), tag, args[-1].n)
 
 
-def handler(exc: BaseException, script: Script, tag: Any = None) -> Any:
+def handler(exc: BaseException, *args: Any, tag: Any = None) -> Any:
     """Fallback policy's handler."""
-    return ("handled", type(exc).__name__, tag, script.n)
+    return ("handled", type(exc).__name__, owners(args), tag, args[-1].n)
+
+
+def picky_handler(exc: BaseException, *args: Any, tag: Any = None) -> Any:
+    """A handler that fails in turn on ``Other``: its error replaces the call's."""
+    if isinstance(exc, Other):
+        raise Benign(f"handler of {exc}")
+    return handler(exc, *args, tag=tag)
+
+
+async def async_handler(exc: BaseException, *args: Any, tag: Any = None) -> Any:
+    """A coroutine handler: the async forms await what it returns."""
+    await asyncio.sleep(0)
+    return handler(exc, *args, tag=tag)
 
 
 # -- comparing ------------------------------------------------------------------------
@@ -198,6 +229,7 @@ class Side:
         self.policy: Any = None
         self.deco: Any = None
         self.adeco: Any = None
+        self.holder: Any = None  # an instance whose methods the policy decorates
 
 
 @contextlib.contextmanager
@@ -267,6 +299,26 @@ async def awork(script: Script, tag: Any = None) -> Any:
     return await script.arun(tag)
 
 
+class Holder:
+    """The owner of decorated methods: the wrappers must bind ``self`` as functions do."""
+
+    label = "holder"
+
+
+def method_work(self: Holder, script: Script, tag: Any = None) -> Any:
+    return script.run((self.label, tag))
+
+
+async def amethod_work(self: Holder, script: Script, tag: Any = None) -> Any:
+    return await script.arun((self.label, tag))
+
+
+def holder_of(policy: Any) -> Holder:
+    """An instance of a class whose ``run`` / ``arun`` methods ``policy`` decorates."""
+    methods = {"run": policy(method_work), "arun": policy(amethod_work)}
+    return type("Decorated", (Holder,), methods)()  # type: ignore[no-any-return]
+
+
 def kwargs_of(tag: Any) -> dict[str, Any]:
     return {} if tag is None else {"tag": tag}
 
@@ -282,6 +334,8 @@ def step_sync(side: Side, form: str, attempts: tuple[Op, ...], tag: Any) -> Any:
     try:
         if form == "deco":
             value = side.deco(script, **kwargs_of(tag))
+        elif form == "mdeco":
+            value = side.holder.run(script, **kwargs_of(tag))
         elif form == "call":
             value = policy.call(work, script, **kwargs_of(tag))
         elif form == "with":
@@ -301,13 +355,15 @@ def step_sync(side: Side, form: str, attempts: tuple[Op, ...], tag: Any) -> Any:
 
 async def step_async(side: Side, form: str, attempts: tuple[Op, ...], tag: Any) -> Any:
     """One call through any form; its outcome, made comparable."""
-    if form not in ("adeco", "acall", "awith", "aiter"):
+    if form not in AWAITED:
         return step_sync(side, form, attempts, tag)
     script = Script(side, attempts)
     policy = side.policy
     try:
         if form == "adeco":
             value = await side.adeco(script, **kwargs_of(tag))
+        elif form == "amdeco":
+            value = await side.holder.arun(script, **kwargs_of(tag))
         elif form == "acall":
             value = await policy.acall(awork, script, **kwargs_of(tag))
         elif form == "awith":
@@ -336,6 +392,11 @@ async def apply(side: Side, op: Op) -> Any:
         return None
     if name == "step":
         return await step_async(side, op[1], op[2], op[3])
+    if name == "within":  # the inner operation inside a deadline on the side's clock
+        with deadline(op[1], clock=side.clock):
+            return ("within", await apply(side, op[2]))
+    if name == "tasks":
+        return await as_tasks(side, op[1], op[2:])
     if name == "open":  # enter a with block and keep it open across steps
         try:
             entered = await policy.__aenter__() if op[1] else policy.__enter__()
@@ -365,6 +426,24 @@ async def apply(side: Side, op: Op) -> Any:
     raise AssertionError(op)
 
 
+async def as_tasks(side: Side, turns: int, ops: tuple[Op, ...]) -> Any:
+    """``ops`` as tasks side by side; those still running after ``turns`` turns of
+    the loop are cancelled, wherever they stand (the turns are the same on both twins)."""
+    tasks = [asyncio.ensure_future(apply(side, op)) for op in ops]
+    for _ in range(turns):
+        if all(task.done() for task in tasks):
+            break
+        await asyncio.sleep(0)
+    cancelled = [task.cancel() for task in tasks]
+    results = []
+    for task in tasks:
+        try:
+            results.append(await task)
+        except asyncio.CancelledError:  # cancelled before it started
+            results.append("never started")
+    return ("tasks", cancelled, results)
+
+
 # -- observing ---------------------------------------------------------------------------
 
 
@@ -389,7 +468,7 @@ def observe(policy: Any, full: bool) -> dict[str, Any]:
         seen["waiting"] = policy.waiting
         seen["stats"] = plain(policy.stats)
         seen["repr"] = repr(policy)
-    elif isinstance(policy, (Retry, Fallback)):
+    elif isinstance(policy, (Retry, Fallback, Timeout)):
         seen["stats"] = plain(policy.stats)
     elif isinstance(policy, Pipeline):
         for i, member in enumerate(policy.policies):
@@ -418,7 +497,15 @@ def note_outcome(op: Op, result: Any) -> None:
     """Statistics (``--hypothesis-show-statistics``): what the steps ended in."""
     if not currently_in_test_context():
         return
-    if op[0] == "step":
+    if op[0] == "within":
+        note_outcome(op[2], result[1])
+    elif op[0] == "tasks":
+        _, cancelled, results = result
+        event(f"tasks: {sum(cancelled)} of {len(cancelled)} cancelled")
+        for inner, inner_result in zip(op[2:], results, strict=True):
+            if inner_result != "never started":
+                note_outcome(inner, inner_result)
+    elif op[0] == "step":
         what = result[1].__name__ if result[0] == "raised" else str(result[1][0])[:12]
         event(f"{op[1]} -> {what}")
     elif op[0] in ("method", "amethod"):
@@ -442,6 +529,7 @@ def lockstep(
             made.append("built")
             side.deco = side.policy(work)
             side.adeco = side.policy(awork)
+            side.holder = holder_of(side.policy)
     expect_same("construction", *made)
     if made[0] != "built":
         return sides
@@ -545,6 +633,21 @@ def held_ops(exit_kinds: list[str | None], *, sync: bool, asyn: bool) -> st.Sear
     )
 
 
+def task_ops(*ops: st.SearchStrategy[Op]) -> st.SearchStrategy[Op]:
+    """One or two of ``ops`` as tasks side by side, cancelled after 1 to 5 turns of the loop
+    (mostly early: a step suspends once or twice, at its own awaits and its waits)."""
+    return st.builds(
+        lambda turns, inner: ("tasks", turns, *inner),
+        st.sampled_from([1, 1, 1, 2, 2, 3, 5]),
+        st.lists(st.one_of(*ops), min_size=1, max_size=2),
+    )
+
+
+def within_ops(seconds: list[float], inner: st.SearchStrategy[Op]) -> st.SearchStrategy[Op]:
+    """``inner`` inside ``deadline(seconds)`` on the side's clock."""
+    return st.tuples(st.just("within"), st.sampled_from(seconds), inner)
+
+
 def method(name: str, *args: st.SearchStrategy[Any], awaited: bool = False) -> Any:
     return st.tuples(st.just("amethod" if awaited else "method"), st.just(name), st.tuples(*args))
 
@@ -595,6 +698,8 @@ def breaker_scenarios(draw: st.DrawFn, timed: bool) -> tuple[dict[str, Any], flo
             fallback=draw(st.sampled_from([None, fallback])),
         )
     slow = config.get("slow_call_duration")
+    if slow is None:
+        config.pop("slow_call_rate", None)  # a slow-call rate without a duration is refused
     win = 1.0
     if timed:
         win = draw(st.sampled_from([0.5, 2.0, 5.0]))
@@ -609,6 +714,7 @@ def breaker_scenarios(draw: st.DrawFn, timed: bool) -> tuple[dict[str, Any], flo
     ops = draw(
         ops_of(
             (step_ops(SYNC_FORMS + ASYNC_FORMS, script), 16),
+            (task_ops(step_ops(ASYNC_FORMS, script)), 5),
             (advances(amounts), 7),
             (held_ops([None, "Boom", "Benign", "Other", "Cancel"], sync=True, asyn=True), 3),
             (method("allow") | method("release"), 1),
@@ -715,6 +821,32 @@ def test_breaker_lost_probe_taken_back_at_the_open_time(twins: Twins) -> None:
                     assert side.outcomes[-1][0] == expected, (form, start, held, side.impl)
 
 
+def cancelled_in_a_task(side: Side, index: int) -> type[BaseException] | None:
+    """What the one step that ``side``'s operation ``index`` ran as a task (and then
+    cancelled) raised; None if it returned."""
+    _, cancelled, (outcome,) = side.outcomes[index]
+    assert cancelled == [True], side.outcomes[index]
+    return outcome[1] if outcome[0] == "raised" else None
+
+
+def test_breaker_probe_cancelled_while_it_awaits_gives_its_slot_back(twins: Twins) -> None:
+    """A probe cancelled from outside is answered with no outcome: the next call is the probe."""
+    for form in ASYNC_FORMS:
+        for start in (0.0, -1e9):
+            ops = [
+                script_op(form, "raise", "Boom"),  # trips (failure_threshold=1)
+                ("advance", 2.0),
+                ("tasks", 1, script_op(form, "ok", 0, 0.5)),  # the only probe, cancelled
+                script_op(form, "ok"),  # a probe again, which closes the breaker
+            ]
+            config = {"failure_threshold": 1, "reset_timeout": 2.0}
+            sides = lockstep(twins, breaker_builder(config), start, ops, True)
+            for side in sides:
+                assert cancelled_in_a_task(side, 2) is asyncio.CancelledError
+                assert side.outcomes[-1][0] == "returned", (form, side.impl.IMPLEMENTATION)
+                assert side.policy.state is CircuitState.CLOSED
+
+
 # -- RateLimiter and AdaptiveRateLimiter ------------------------------------------------
 
 LIMITER_KINDS = weighted((["ok"], 8), (["raise"], 3), (["bad", "nest"], 1))
@@ -748,16 +880,21 @@ def limiter_scenarios(draw: st.DrawFn, adaptive: bool) -> tuple[Any, float, list
     amounts = [0.1 * per / rate, 0.5 * per / rate, per / rate, 3.0 * per, 0.001]
     tokens = st.sampled_from([1, 0.5, 2.0, 0, 100.0])
     timeouts = st.sampled_from([None, 0.0] + ([0.5 * per, 3.0 * per] if mode != "both" else []))
+    held = held_ops([None, "Boom", "Cancel"], sync=mode != "async", asyn=mode != "sync")
     rows = [
         (step_ops(forms, script), 10),
         (advances(amounts), 5),
         (method("try_acquire", tokens), 2),
-        (held_ops([None, "Boom", "Cancel"], sync=mode != "async", asyn=mode != "sync"), 2),
+        (held, 2),
+        # a deadline nearer than max_wait shortens the wait a call may make
+        (within_ops([0.0, 0.25 * per, 2.0 * per, math.inf], step_ops(forms, script) | held), 2),
     ]
     if mode != "async":
         rows.append((method("acquire", tokens, timeouts), 1))
     if mode != "sync":
-        rows.append((method("aacquire", tokens, timeouts, awaited=True), 1))
+        awaited = method("aacquire", tokens, timeouts, awaited=True)
+        rows.append((awaited, 1))
+        rows.append((task_ops(step_ops(ASYNC_FORMS, script), awaited), 3))
     if adaptive:
         durations = st.sampled_from([0.0, 0.25 * per, per, 2.0 * per])
         rows.append((method("record_success", durations) | method("record_failure"), 2))
@@ -787,6 +924,25 @@ def test_adaptive_rate_limiter(twins: Twins, scenario: Any, peek: bool) -> None:
     lockstep(twins, limiter_builder(AdaptiveRateLimiter, rate, mode, config), start, ops, peek)
 
 
+def test_limiter_call_cancelled_while_it_waits_gives_its_token_back(twins: Twins) -> None:
+    """The token a cancelled wait reserved goes back: the next call needs no wait."""
+    for kind in (RateLimiter, AdaptiveRateLimiter):
+        config: dict[str, Any] = {"burst": 1.0, "max_wait": 5.0}
+        if kind is AdaptiveRateLimiter:
+            config.update(min_rate=1.0, max_rate=1.0)  # the rate stays put
+        for form in ASYNC_FORMS:
+            ops = [
+                script_op(form, "ok"),  # the only token
+                ("tasks", 1, script_op(form, "ok")),  # reserves the next, cancelled in its wait
+                script_op(form, "ok"),  # the refunded token has come in meanwhile
+            ]
+            sides = lockstep(twins, limiter_builder(kind, 1.0, "async", config), -1e6, ops, True)
+            for side in sides:
+                assert cancelled_in_a_task(side, 1) is asyncio.CancelledError
+                assert side.outcomes[-1][0] == "returned", (kind, form, side.impl)
+                assert side.clock() == -1e6 + 1.0  # one wait of one second, never finished
+
+
 # -- Bulkhead ----------------------------------------------------------------------------
 
 BULKHEAD_KINDS = weighted((["ok"], 5), (["raise"], 2), (["nest"], 3))
@@ -794,27 +950,41 @@ BULKHEAD_KINDS = weighted((["ok"], 5), (["raise"], 2), (["nest"], 3))
 
 @st.composite
 def bulkhead_scenarios(draw: st.DrawFn) -> tuple[dict[str, Any], list[Op]]:
-    max_queue = draw(st.sampled_from([0, 0, 1, 2]))
+    # A patient bulkhead's queued callers wait until a permit is handed over:
+    # only async calls, each in a task that is cancelled if it still waits. An
+    # impatient one's queued wait is real time (nobody else runs to release):
+    # kept short, and then no tasks run side by side (who is served would
+    # depend on real time).
+    patient = draw(st.booleans())
+    max_queue = draw(st.sampled_from([1, 2] if patient else [0, 0, 1, 2]))
+    if patient:
+        max_wait = 1e6
+    else:
+        max_wait = draw(st.sampled_from([0.0, 0.0, 0.0005])) if max_queue else 0.0
     config = {
         "max_concurrent": draw(st.integers(1, 3)),
         "max_queue": max_queue,
-        # A queued wait is real time (nobody else runs to release): keep it short.
-        "max_wait": draw(st.sampled_from([0.0, 0.0, 0.0005])) if max_queue else 0.0,
+        "max_wait": max_wait,
         "name": draw(st.sampled_from([None, "pool"])),
     }
-    forms = SYNC_FORMS + ASYNC_FORMS
+    forms = ASYNC_FORMS if patient else SYNC_FORMS + ASYNC_FORMS
     script = scripts(BULKHEAD_KINDS, [0.0, 0.0, 1.0], nest_forms=forms)
-    ops = draw(
-        ops_of(
-            (step_ops(forms, script), 8),
-            (held_ops([None, None, "Boom", "Cancel"], sync=True, asyn=True), 6),
-            (method("try_acquire") | method("release"), 2),
-            (method("acquire", st.sampled_from([None, 0.0])), 1),
-            (method("aacquire", st.sampled_from([None, 0.0]), awaited=True), 1),
-            (advances([1.0]), 1),
-        )
-    )
-    return config, ops
+    immediate = st.sampled_from([0.0] if patient else [None, 0.0])
+    rows = [
+        (method("try_acquire") | method("release"), 2),
+        (method("acquire", immediate), 1),
+        (method("aacquire", immediate, awaited=True), 1),
+        (advances([1.0]), 1),
+    ]
+    if patient:
+        queueing = method("aacquire", st.sampled_from([None, 0.0]), awaited=True)
+        rows.append((task_ops(step_ops(forms, script), queueing), 10))
+    else:
+        rows.append((step_ops(forms, script), 8))
+        rows.append((held_ops([None, None, "Boom", "Cancel"], sync=True, asyn=True), 6))
+        if max_wait == 0.0:
+            rows.append((task_ops(step_ops(ASYNC_FORMS, script)), 3))
+    return config, draw(ops_of(*rows))
 
 
 @given(scenario=bulkhead_scenarios(), peek=st.booleans())
@@ -841,6 +1011,21 @@ def test_bulkhead_nested_permits_in_every_form(twins: Twins) -> None:
                 assert side.policy.active == 0
 
 
+def test_bulkhead_calls_cancelled_holding_and_queued_leave_nothing_behind(twins: Twins) -> None:
+    """Cancelled while one holds the permit and one is queued for it (or after the handover)."""
+    for form in ASYNC_FORMS:
+        for turns in (1, 2, 3):
+            ops = [
+                ("tasks", turns, script_op(form, "ok", 0, 1.0), script_op(form, "ok", 0, 1.0)),
+                script_op(form, "ok"),
+            ]
+            build = lambda side: Bulkhead(1, max_queue=1, max_wait=1e6)  # noqa: E731
+            sides = lockstep(twins, build, 0.0, ops, True)
+            for side in sides:
+                assert side.outcomes[-1][0] == "returned", (form, turns, side.impl)
+                assert (side.policy.active, side.policy.waiting) == (0, 0)
+
+
 # -- Retry -------------------------------------------------------------------------------
 
 RETRY_KINDS = weighted((["raise"], 6), (["ok"], 3), (["bad", "later"], 2))
@@ -861,25 +1046,37 @@ def retry_scenarios(draw: st.DrawFn) -> tuple[Any, float, list[Op]]:
         "deadline": draw(st.sampled_from([None, None, 1.0, 4.0])),
         "name": draw(st.sampled_from([None, "fetch"])),
     }
-    forms = {
-        "both": ("deco", "call", "iter", "adeco", "acall", "aiter"),
-        "sync": ("deco", "call", "iter"),
-        "async": ("adeco", "acall", "aiter"),
-    }[mode]
+    # (ratio, min_per_second) of a RetryBudget on the side's clock: one that bites
+    budget = draw(st.sampled_from([None, None, (0.0, 0.2), (0.5, 0.1)]))
+    sync_forms = ("deco", "call", "iter", "mdeco")
+    async_forms = ("adeco", "acall", "aiter", "amdeco")
+    forms = {"both": sync_forms + async_forms, "sync": sync_forms, "async": async_forms}[mode]
     retry_afters = [0.0] if mode == "both" else [0.0, 0.25, 2.0, 100.0]
     script = scripts(RETRY_KINDS, [0.0, 0.0, 0.3], retry_afters, max_attempts=6)
-    ops = draw(ops_of((step_ops(forms, script), 6), (advances([0.5, 10.0]), 1), max_size=16))
-    return (backoff, delay, mode, config), draw(CLOCK_STARTS), ops
+    rows = [
+        (step_ops(forms, script), 6),
+        (advances([0.5, 10.0]), 1),
+        # a deadline cuts the retries short, as the retry's own one does
+        (within_ops([0.0, 0.5, 2.0, math.inf], step_ops(forms, script)), 2),
+    ]
+    if mode != "sync":  # cancelled during an attempt or during the backoff after one
+        rows.append((task_ops(step_ops(async_forms, script)), 2))
+    ops = draw(ops_of(*rows, max_size=16))
+    return (backoff, delay, mode, config, budget), draw(CLOCK_STARTS), ops
 
 
-def retry_builder(backoff: str, delay: float | None, mode: str, config: Any) -> Any:
+def retry_builder(
+    backoff: str, delay: float | None, mode: str, config: Any, budget: Any = None
+) -> Any:
     def build(side: Side) -> Retry:
         if backoff == "constant":
             made: Any = constant(delay)
         else:  # jittered: each twin draws from its own, equally seeded generator
             made = exponential(initial=0.5, max=2.0, random=Random(7))
+        shared = None if budget is None else RetryBudget(*budget, ttl=5.0, clock=side.clock)
         retry = Retry(
             backoff=made,
+            budget=shared,
             sleep=side.clock.asleep if mode == "async" else side.clock.sleep,
             clock=side.clock,
             **config,
@@ -893,22 +1090,115 @@ def retry_builder(backoff: str, delay: float | None, mode: str, config: Any) -> 
 @given(scenario=retry_scenarios())
 @NO_EXPLAIN
 def test_retry(twins: Twins, scenario: Any) -> None:
-    (backoff, delay, mode, config), start, ops = scenario
-    lockstep(twins, retry_builder(backoff, delay, mode, config), start, ops, True)
+    (backoff, delay, mode, config, budget), start, ops = scenario
+    lockstep(twins, retry_builder(backoff, delay, mode, config, budget), start, ops, True)
+
+
+# -- Fallback ----------------------------------------------------------------------------
+
+FALLBACK_KINDS = weighted((["raise"], 5), (["ok"], 3), (["bad", "later", "nest"], 1))
+# Neither Fallback nor Timeout is a sync context manager; Fallback no async one either.
+CALL_FORMS = {"sync": ("deco", "call", "mdeco"), "async": ("adeco", "acall", "amdeco")}
+
+
+@st.composite
+def fallback_scenarios(draw: st.DrawFn) -> tuple[dict[str, Any], list[Op]]:
+    mode = draw(st.sampled_from(["sync", "async"]))
+    handlers = [handler, picky_handler] + [async_handler] * (mode == "async")
+    config = {
+        "handler": draw(st.sampled_from(handlers)),
+        "on": draw(
+            st.sampled_from([Exception, Boom, (Boom, Other), lambda e: not isinstance(e, Benign)])
+        ),
+        "name": draw(st.sampled_from([None, "cached"])),
+    }
+    forms = CALL_FORMS[mode]
+    script = scripts(FALLBACK_KINDS, [0.0, 0.0, 0.5], [1.0], nest_forms=forms)
+    rows = [(step_ops(forms, script), 8), (advances([1.0]), 1)]
+    if mode == "async":
+        rows.append((task_ops(step_ops(forms, script)), 2))
+    return config, draw(ops_of(*rows, max_size=20))
+
+
+@given(scenario=fallback_scenarios())
+@NO_EXPLAIN
+def test_fallback(twins: Twins, scenario: Any) -> None:
+    config, ops = scenario
+    lockstep(twins, lambda side: Fallback(**config), 0.0, ops, True)
+
+
+# -- Timeout -----------------------------------------------------------------------------
+
+TIMEOUT_KINDS = weighted((["ok"], 5), (["raise"], 3), (["nest"], 2))
+# Limits that real time cannot reach while a step runs (it takes microseconds;
+# its seconds pass on the FakeClock), or none: a limit of 0 refuses a sync call
+# and cancels an async one at its first suspension. Deadlines, likewise.
+TIMEOUT_LIMITS = weighted(([math.inf, 1e6], 3), ([0.0], 1))
+TIMEOUT_DEADLINES = [0.0, 1e7, math.inf]
+
+
+@st.composite
+def timeout_scenarios(draw: st.DrawFn) -> tuple[Any, list[Op]]:
+    mode = draw(st.sampled_from(["sync", "async"]))
+    seconds = draw(TIMEOUT_LIMITS)
+    # a sync call runs in a worker thread; async ones (and blocks) in the task
+    forms = CALL_FORMS["sync"] if mode == "sync" else ASYNC_FORMS
+    script = scripts(TIMEOUT_KINDS, [0.0, 0.0, 1.0], nest_forms=forms)
+    rows = [
+        (step_ops(forms, script), 8),
+        (within_ops(TIMEOUT_DEADLINES, step_ops(forms, script)), 2),
+        (advances([1.0]), 1),
+    ]
+    if mode == "async":
+        rows.append((task_ops(step_ops(forms, script)), 2))
+    return (seconds, draw(st.sampled_from([None, "slow"]))), draw(ops_of(*rows, max_size=20))
+
+
+@given(scenario=timeout_scenarios())
+@NO_EXPLAIN
+def test_timeout(twins: Twins, scenario: Any) -> None:
+    (seconds, name), ops = scenario
+    lockstep(twins, lambda side: Timeout(seconds, name=name), 0.0, ops, True)
 
 
 # -- Pipeline ----------------------------------------------------------------------------
 
 PIPELINE_KINDS = weighted((["ok"], 5), (["raise"], 5), (["bad", "later"], 1))
+PIPELINE_MEMBERS = ("breaker", "limiter", "bulkhead", "retry", "fallback", "timeout")
+# The members with a ``with`` (``async with``) form: a pipeline has it when all of them do.
+SYNC_BLOCKS = {"breaker", "limiter", "bulkhead"}
+ASYNC_BLOCKS = SYNC_BLOCKS | {"timeout"}
+
+
+def flat(order: list[Any]) -> list[str]:
+    """The member names of ``order``, nested pipelines' included."""
+    return [name for item in order for name in (flat(item) if isinstance(item, list) else [item])]
+
+
+@st.composite
+def pipeline_orders(draw: st.DrawFn) -> list[Any]:
+    """Member names, outermost first; a list in it is a nested pipeline."""
+    usual = ["breaker", "limiter", "bulkhead", "retry"]
+    order: list[Any] = draw(
+        st.one_of(
+            st.just(usual),
+            st.permutations(usual),
+            st.lists(st.sampled_from(PIPELINE_MEMBERS), min_size=1, max_size=4, unique=True),
+        )
+    )
+    if len(order) >= 3 and draw(st.booleans()):
+        i = draw(st.integers(0, len(order) - 2))
+        order = [*order[:i], order[i : i + 2], *order[i + 2 :]]
+    if "fallback" not in order and draw(weighted(([False], 3), ([True], 1))):
+        order = ["fallback", *order]
+    return order
 
 
 @st.composite
 def pipeline_scenarios(draw: st.DrawFn) -> tuple[Any, float, list[Op]]:
     mode = draw(st.sampled_from(["sync", "async"]))
-    members = ["breaker", "limiter", "bulkhead", "retry"]
-    order = members if draw(st.booleans()) else draw(st.permutations(members))
-    if draw(weighted(([False], 3), ([True], 1))):
-        order = ["fallback", *order]
+    order = draw(pipeline_orders())
+    names = set(flat(order))
     config = {
         "order": order,
         "breaker": {
@@ -931,29 +1221,37 @@ def pipeline_scenarios(draw: st.DrawFn) -> tuple[Any, float, list[Op]]:
             "retry_if_result": draw(st.sampled_from([None, judge])),
             "on": draw(st.sampled_from([Exception, Boom])),
         },
+        "timeout": draw(st.sampled_from([math.inf, 1e6])),
         "on": draw(st.sampled_from([Exception, Boom])),  # the Fallback's
     }
-    forms = ("deco", "call") if mode == "sync" else ("adeco", "acall")
+    forms = CALL_FORMS[mode]
+    if names <= (SYNC_BLOCKS if mode == "sync" else ASYNC_BLOCKS):
+        forms += ("with",) if mode == "sync" else ("awith",)
     script = scripts(PIPELINE_KINDS, [0.0, 0.0, 0.7], [0.0, 0.5], max_attempts=3)
-    ops = draw(
-        ops_of(
-            (step_ops(forms, script), 10),
-            (advances([0.3, 1.0, 2.5]), 4),
-            max_size=30,
-        )
-    )
-    return (mode, config), draw(CLOCK_STARTS), ops
+    deadlines = TIMEOUT_DEADLINES if "timeout" in names else [0.0, 0.5, 3.0, math.inf]
+    rows = [
+        (step_ops(forms, script), 10),
+        (advances([0.3, 1.0, 2.5]), 4),
+        (within_ops(deadlines, step_ops(forms, script)), 2),
+    ]
+    if names <= SYNC_BLOCKS:
+        rows.append((held_ops([None, "Boom"], sync=mode == "sync", asyn=mode == "async"), 2))
+    if mode == "async":
+        rows.append((task_ops(step_ops(forms, script)), 3))
+    return (mode, config), draw(CLOCK_STARTS), draw(ops_of(*rows, max_size=30))
 
 
 def pipeline_builder(mode: str, config: dict[str, Any]) -> Callable[[Side], Pipeline]:
-    def build(side: Side) -> Pipeline:
+    def member(side: Side, name: Any) -> Any:
         sleep = side.clock.asleep if mode == "async" else side.clock.sleep
-        made: dict[str, Any] = {}
-        breaker = CircuitBreaker(clock=side.clock, **config["breaker"])
-        breaker.on_state_change(lambda b, old, new: side.log.append((old, new)))
-        made["breaker"] = breaker
-        if config["adaptive"]:
-            made["limiter"] = AdaptiveRateLimiter(
+        if isinstance(name, list):
+            return Pipeline(*(member(side, inner) for inner in name), name="inner")
+        if name == "breaker":
+            breaker = CircuitBreaker(clock=side.clock, **config["breaker"])
+            breaker.on_state_change(lambda b, old, new: side.log.append((old, new)))
+            return breaker
+        if name == "limiter" and config["adaptive"]:
+            return AdaptiveRateLimiter(
                 2.0,
                 min_rate=1.0,
                 max_rate=4.0,
@@ -961,14 +1259,21 @@ def pipeline_builder(mode: str, config: dict[str, Any]) -> Callable[[Side], Pipe
                 sleep=sleep,
                 **config["limiter"],
             )
-        else:
-            made["limiter"] = RateLimiter(2.0, clock=side.clock, sleep=sleep, **config["limiter"])
-        made["bulkhead"] = Bulkhead(config["bulkhead"])
-        retry = Retry(clock=side.clock, sleep=sleep, **config["retry"])
-        retry.on_retry(lambda state: side.log.append(plain(state)))
-        made["retry"] = retry
-        made["fallback"] = Fallback(handler, on=config["on"])
-        return Pipeline(*(made[name] for name in config["order"]))
+        if name == "limiter":
+            return RateLimiter(2.0, clock=side.clock, sleep=sleep, **config["limiter"])
+        if name == "bulkhead":
+            return Bulkhead(config["bulkhead"])
+        if name == "retry":
+            retry = Retry(clock=side.clock, sleep=sleep, **config["retry"])
+            retry.on_retry(lambda state: side.log.append(plain(state)))
+            return retry
+        if name == "timeout":
+            return Timeout(config["timeout"])
+        assert name == "fallback", name
+        return Fallback(handler, on=config["on"])
+
+    def build(side: Side) -> Pipeline:
+        return Pipeline(*(member(side, name) for name in config["order"]))
 
     return build
 

@@ -10,6 +10,9 @@ Timeouts are real time, so the real waits here are short (``TINY``). Hanging
 probes block on a ``threading.Event`` that each test sets before it ends.
 ``GUARD`` bounds joins and polls so that a hang fails the test instead of
 stalling it; it is never an assertion on speed.
+
+Every test runs twice, on the compiled core and on the pure one
+(``policy_impl``): the breakers that checks isolate are built on that twin.
 """
 
 from __future__ import annotations
@@ -39,7 +42,7 @@ from resilience import (
     tcp_probe,
     threshold_probe,
 )
-from resilience.errors import TimeoutExceeded
+from resilience.errors import CircuitOpenError, TimeoutExceeded
 from resilience.testing import FakeClock
 
 UP, DEGRADED, DOWN, UNKNOWN = (
@@ -51,6 +54,8 @@ UP, DEGRADED, DOWN, UNKNOWN = (
 GUARD = 5.0  # seconds: deadlock guard for joins, polls and waits
 TINY = 0.05  # seconds: the timeouts and intervals the real-time tests use
 CHECKER_THREAD = "resilience-health-checker"
+
+pytestmark = pytest.mark.usefixtures("policy_impl")
 
 
 class Boom(Exception):
@@ -356,7 +361,7 @@ def test_duration_and_since_are_read_on_the_checks_clock():
     assert check.since == pytest.approx(110.75)
 
 
-def test_isolate_forces_the_breaker_open_while_down_and_resets_it_after(policy_impl):
+def test_isolate_holds_the_breaker_while_down_and_lifts_the_hold_after():
     breaker = CircuitBreaker("db")
     check, _ = scripted(
         True, False, False, True, False, DEGRADED, True, failure_threshold=2, isolate=breaker
@@ -368,9 +373,11 @@ def test_isolate_forces_the_breaker_open_while_down_and_resets_it_after(policy_i
     assert breaker.state is CircuitState.CLOSED  # one failure: not down yet
     assert check.run() is DOWN
     assert breaker.state is CircuitState.FORCED_OPEN
+    assert breaker.holds == {"svc"}  # held by the check, by its name
     assert not breaker.allow()
     assert check.run() is UP
     assert breaker.state is CircuitState.CLOSED
+    assert breaker.holds == frozenset()
     assert breaker.allow()
     breaker.release()
     check.run()
@@ -379,8 +386,59 @@ def test_isolate_forces_the_breaker_open_while_down_and_resets_it_after(policy_i
     check2, _ = scripted(False, DEGRADED, failure_threshold=1, isolate=breaker)
     assert check2.run() is DOWN
     assert breaker.state is CircuitState.FORCED_OPEN
-    assert check2.run() is DEGRADED  # leaving DOWN for DEGRADED resets it too
+    assert check2.run() is DEGRADED  # leaving DOWN for DEGRADED lifts the hold too
     assert breaker.state is CircuitState.CLOSED
+
+
+def test_a_breaker_isolated_by_two_checks_stays_held_until_both_leave_down():
+    breaker = CircuitBreaker("db")
+    primary = HealthCheck("primary", Script(False, True), failure_threshold=1, isolate=breaker)
+    replica = HealthCheck("replica", Script(False, True), failure_threshold=1, isolate=breaker)
+    assert primary.run() is DOWN
+    assert replica.run() is DOWN
+    assert breaker.holds == {"primary", "replica"}
+    assert primary.run() is UP
+    assert breaker.holds == {"replica"}
+    assert breaker.state is CircuitState.FORCED_OPEN  # the replica is still DOWN
+    assert not breaker.allow()
+    assert replica.run() is UP
+    assert breaker.holds == frozenset()
+    assert breaker.state is CircuitState.CLOSED
+    assert breaker.allow()
+    breaker.release()
+
+
+def test_a_recovering_check_leaves_an_operators_force_open_alone():
+    breaker = CircuitBreaker("db")
+    check, _ = scripted(False, True, failure_threshold=1, isolate=breaker)
+    breaker.force_open()
+    assert check.run() is DOWN
+    assert check.run() is UP
+    assert breaker.holds == frozenset()
+    assert breaker.state is CircuitState.FORCED_OPEN  # the operator's, not the check's
+    breaker.reset()
+    assert breaker.state is CircuitState.CLOSED
+
+
+def test_a_recovering_check_leaves_a_breaker_opened_by_traffic_open_with_its_timer():
+    clock = FakeClock()
+    breaker = CircuitBreaker("db", failure_threshold=1, reset_timeout=10.0, clock=clock)
+    check, _ = scripted(False, True, failure_threshold=1, isolate=breaker)
+
+    def fail() -> None:
+        raise Boom("down")
+
+    with pytest.raises(Boom):
+        breaker.call(fail)  # traffic opens it
+    assert check.run() is DOWN
+    clock.advance(4.0)
+    assert check.run() is UP
+    assert breaker.state is CircuitState.OPEN  # not CLOSED: half-open is not skipped
+    with pytest.raises(CircuitOpenError) as info:
+        breaker.call(lambda: None)
+    assert info.value.retry_after == pytest.approx(6.0)  # its timer ran on beneath the hold
+    clock.advance(6.0)
+    assert breaker.state is CircuitState.HALF_OPEN
 
 
 def test_check_listeners_hear_every_change_and_a_raising_one_is_logged(caplog):
@@ -1222,14 +1280,14 @@ def test_the_public_names_are_exported():
         assert getattr(resilience, name) is getattr(resilience.health, name)
 
 
-def test_isolation_follows_the_latest_status_when_changes_cross(policy_impl):
-    """A timed-out run's DOWN is still forcing the breaker open when a newer run
-    brings the check UP: the breaker must end closed, as the check is UP."""
+def test_isolation_follows_the_latest_status_when_changes_cross():
+    """A timed-out run's DOWN is still putting its hold on the breaker when a
+    newer run brings the check UP: the breaker must end unheld, as the check is UP."""
 
     class SlowBreaker(CircuitBreaker):
-        def force_open(self) -> None:
+        def hold(self, name: str) -> None:
             time.sleep(0.3)  # the announcing thread, preempted
-            super().force_open()
+            super().hold(name)
 
     breaker = SlowBreaker("db")
     hang = threading.Event()
@@ -1255,5 +1313,57 @@ def test_isolation_follows_the_latest_status_when_changes_cross(policy_impl):
     assert check.run() is HealthStatus.UP
     first.join(GUARD)
     assert check.status is HealthStatus.UP
+    assert breaker.holds == frozenset()
     assert breaker.state is CircuitState.CLOSED
     assert seen == [("UNKNOWN", "DOWN"), ("DOWN", "UP")]
+
+
+class StallFirstAnnouncement:
+    """Stands in for a check's isolation lock: the first thread to take it
+    waits for ``go`` before it does, so its announcement comes last."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.stalled = threading.Event()
+        self.go = threading.Event()
+        self.first = True
+
+    def __enter__(self) -> None:
+        if self.first:
+            self.first = False
+            self.stalled.set()
+            self.go.wait(GUARD)
+        self.lock.acquire()
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.lock.release()
+
+
+def test_a_stale_down_announced_after_a_newer_up_leaves_no_hold(gate):
+    """Two runs of one check overlap: the first times out (DOWN), its probe
+    ends, a newer run brings the check UP and that is acted on; only then is
+    the first run's DOWN announced. The check is UP: no hold may be left.
+
+    The order is forced through the check's isolation lock (no public hook
+    sits between a status change and its announcement)."""
+    breaker = CircuitBreaker("db")
+    probe = Hanging(gate)  # the first call hangs until ``gate``; later ones return True
+    check = HealthCheck("db", probe, timeout=TINY, failure_threshold=1, isolate=breaker)
+    stall = StallFirstAnnouncement()
+    check._isolating = stall  # type: ignore[assignment]
+    first = threading.Thread(target=check.run)
+    first.start()
+    assert stall.stalled.wait(GUARD)  # timed out: DOWN recorded, its announcement held back
+    assert check.status is DOWN
+    gate.set()  # the hung probe ends, which frees the check
+    wait_until(lambda: not check.running)
+    assert check.run() is UP  # the newer run, announced and acted on at once
+    assert breaker.holds == frozenset()
+    stall.go.set()  # now the stale DOWN is announced
+    first.join(GUARD)
+    assert not first.is_alive()
+    assert check.status is UP
+    assert breaker.holds == frozenset()
+    assert breaker.state is CircuitState.CLOSED
+    assert breaker.allow()
+    breaker.release()

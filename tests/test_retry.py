@@ -1509,3 +1509,25 @@ def test_one_retry_used_from_eight_threads_counts_exactly(form):
     assert problems == []
     # per thread: 50 calls of each kind -> attempts 50*(1+2+3+1), retries 50*(0+1+2+0)
     assert retry.stats == RetryStats(None, 1600, 2800, 1200, 800, 800)
+
+
+@pytest.mark.parametrize("form", SYNC_FORMS)
+def test_the_error_given_up_on_is_not_chained_to_the_machinery(form):
+    """The last error reaches the caller as the function raised it: no
+    ``During handling of the above exception`` from the retry's own steps."""
+    retry, _ = make(2)
+    script = Script()
+    with pytest.raises(Boom) as raised:
+        run(retry, form, script)
+    assert raised.value is script.raised[-1]
+    assert raised.value.__context__ is None and raised.value.__cause__ is None
+
+
+@pytest.mark.parametrize("form", ASYNC_FORMS)
+def test_the_error_given_up_on_is_not_chained_to_the_machinery_async(form):
+    retry, _ = amake(2)
+    script = Script()
+    with pytest.raises(Boom) as raised:
+        asyncio.run(arun(retry, form, script.coro))
+    assert raised.value is script.raised[-1]
+    assert raised.value.__context__ is None and raised.value.__cause__ is None

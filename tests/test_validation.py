@@ -18,7 +18,12 @@ from fractions import Fraction
 
 import pytest
 
+from resilience import AdaptiveRateLimiter, Fallback, RateLimiter, RetryBudget, _core
 from resilience._core import load
+from resilience._core._counters_py import MAX_COUNTERS
+from resilience._core._sketch_py import MAX_WINDOW_COUNTS, bucket_range
+from resilience._core._window_py import MAX_TIME_SLICES, MAX_WINDOW_CALLS
+from resilience.budget import ErrorBudget, LatencyBudget
 from resilience.testing import FakeClock
 
 NAN = math.nan
@@ -513,3 +518,234 @@ def test_bad_clock_reading_changes_nothing():
         return b.available, b.granted, b.rejected
 
     assert accepted_by_both(call) == (3.0, 0, 0)
+
+
+# -- upper bounds where memory follows a setting ------------------------------------------
+#
+# Each bound is refused with a message that names the argument and states the
+# bound; one past it is refused and the bound itself is accepted, alike on both
+# twins.
+
+MEMORY_BOUNDS = [
+    ("CountWindow.size", lambda ns, v: ns.CountWindow(v).size, "size", MAX_WINDOW_CALLS),
+    ("TimeWindow.buckets", lambda ns, v: ns.TimeWindow(1e3, v, clock=FakeClock()).buckets,
+     "buckets", MAX_TIME_SLICES),
+    ("Counters.size", lambda ns, v: len(ns.Counters(v)), "size", MAX_COUNTERS),
+]
+
+
+@pytest.mark.parametrize(
+    ("call", "name", "bound"), [pytest.param(c, n, b, id=label) for label, c, n, b in MEMORY_BOUNDS]
+)
+def test_memory_bounds(call, name, bound):
+    assert accepted_by_both(lambda ns: call(ns, bound)) == bound
+    rejected_by_both(lambda ns: call(ns, bound + 1), name, bound + 1)
+    _, _, message = on_both_twins(lambda ns: call(ns, bound + 1))
+    assert f"<= {bound}" in message
+
+
+@pytest.mark.parametrize("relative_error", [0.5, 0.01, 0.0001])
+def test_latency_window_memory_follows_slices_and_relative_error(relative_error):
+    per_slice = bucket_range(relative_error)[3]
+    most = MAX_WINDOW_COUNTS // per_slice
+
+    def window(buckets):
+        return lambda ns: ns.LatencyWindow(1e3, buckets, relative_error, clock=FakeClock()).buckets
+
+    assert accepted_by_both(window(most)) == most
+    rejected_by_both(window(most + 1), "buckets", most + 1)
+    _, _, message = on_both_twins(window(most + 1))
+    assert f"buckets must be <= {most} with relative_error={relative_error!r}" in message
+
+
+def test_the_default_latency_window_fits_at_the_finest_relative_error():
+    assert accepted_by_both(lambda ns: ns.LatencyWindow(60.0, 6, 0.0001).buckets) == 6
+
+
+# -- slices of time windows: at least a microsecond wide -------------------------------------
+
+NARROW_SLICES = [
+    # (label, call, the argument blamed, its value, the other one named when it was given)
+    ("TimeWindow default 10 slices", lambda ns, v: ns.TimeWindow(v, clock=FakeClock()),
+     "duration", [1e-15, 9.9e-6, 5e-324], None),
+    ("TimeWindow 100000 slices",
+     lambda ns, v: ns.TimeWindow(v, MAX_TIME_SLICES, clock=FakeClock()),
+     "duration", [0.09, 1e-3], "buckets"),
+    ("LatencyWindow 6 slices", lambda ns, v: ns.LatencyWindow(v, 6, clock=FakeClock()),
+     "duration", [1e-9, 5.9e-6], "buckets"),
+]
+
+
+@pytest.mark.parametrize(
+    ("call", "name", "value", "other"),
+    [
+        pytest.param(call, name, value, other, id=f"{label}-{value!r}")
+        for label, call, name, values, other in NARROW_SLICES
+        for value in values
+    ],
+)
+def test_slices_narrower_than_a_microsecond_are_refused(call, name, value, other):
+    rejected_by_both(lambda ns: call(ns, value), name, value)
+    _, _, message = on_both_twins(lambda ns: call(ns, value))
+    assert "1e-06 s" in message
+    if other is None:
+        assert "buckets" not in message  # the window chose the count, not the user
+    else:
+        assert f"{other}=" in message
+
+
+@pytest.mark.parametrize(
+    "call",
+    [
+        lambda ns: ns.TimeWindow(1e-5, clock=FakeClock()).width,
+        lambda ns: ns.TimeWindow(0.1, MAX_TIME_SLICES, clock=FakeClock()).width,
+        lambda ns: ns.LatencyWindow(6e-6, 6, clock=FakeClock()).width,
+    ],
+)
+def test_microsecond_slices_are_accepted(call):
+    assert accepted_by_both(call) == pytest.approx(1e-6)
+
+
+# -- token buckets hold at least one token -------------------------------------------------------
+
+
+@pytest.mark.parametrize("capacity", [0.5, 0.999999, 1e-300, Fraction(1, 2)], ids=ids)
+def test_token_bucket_that_cannot_hold_one_token_is_refused(capacity):
+    rejected_by_both(
+        lambda ns: ns.TokenBucket(5.0, capacity, clock=FakeClock()), "capacity", capacity
+    )
+
+
+@pytest.mark.parametrize("capacity", [1, 1.0, 1.5])
+def test_token_bucket_of_one_token_or_more_is_accepted(capacity):
+    assert accepted_by_both(
+        lambda ns: ns.TokenBucket(5.0, capacity, clock=FakeClock()).try_acquire()
+    )
+
+
+# -- the policies: the message names the argument the user passed --------------------------------
+
+
+def on_twin(ns, build):
+    """``build()`` with the policies taking their core from the twin ``ns``."""
+    saved = _core.SELECTED
+    _core.SELECTED = ns
+    try:
+        return build()
+    finally:
+        _core.SELECTED = saved
+
+
+def policy_rejected(build, name, value):
+    """Built on either twin, ``build()`` raises alike, naming ``name`` and ``value``."""
+    rejected_by_both(lambda ns: on_twin(ns, build), name, value)
+    _, _, message = on_both_twins(lambda ns: on_twin(ns, build))
+    return message
+
+
+def policy_accepted(build):
+    return accepted_by_both(lambda ns: on_twin(ns, build))
+
+
+@pytest.mark.parametrize("burst", [0.5, 0.999, 1e-300, 0, -1, NAN, INF, "1"], ids=ids)
+@pytest.mark.parametrize("kind", ["RateLimiter", "AdaptiveRateLimiter"])
+def test_limiter_burst_below_one_token_is_refused(kind, burst):
+    def build():
+        if kind == "RateLimiter":
+            return RateLimiter(5, burst=burst)
+        return AdaptiveRateLimiter(5, burst=burst, min_rate=1, max_rate=10)
+
+    policy_rejected(build, "burst", burst)
+
+
+@pytest.mark.parametrize("rate", [0.5, 1e-300], ids=ids)
+def test_limiter_rate_below_one_without_burst_blames_the_rate(rate):
+    # The burst defaults to the rate: the user passed no burst, so the
+    # message is about the rate, and says how to get a usable bucket.
+    message = policy_rejected(lambda: RateLimiter(rate), "rate", rate)
+    assert message.startswith("rate must be >= 1 when burst is not given")
+    assert "burst=1" in message
+
+
+def test_limiter_rate_below_one_with_a_burst_is_accepted():
+    def build():
+        limiter = RateLimiter(0.5, burst=1, clock=FakeClock())
+        return limiter.rate, limiter.stats.burst, limiter.try_acquire(), limiter.try_acquire()
+
+    assert policy_accepted(build) == (0.5, 1.0, True, False)
+
+
+@pytest.mark.parametrize(
+    ("build", "name", "value"),
+    [
+        # rate / per overflows or underflows: the message names per (and rate).
+        (lambda: RateLimiter(10, per=1e-320), "per", 1e-320),
+        (lambda: RateLimiter(10, per=5e-324), "per", 5e-324),
+        (lambda: RateLimiter(1e-300, per=1e300, burst=1), "per", 1e300),
+        (lambda: AdaptiveRateLimiter(10, per=1e-320, min_rate=1, max_rate=20), "per", 1e-320),
+        # the adaptive rate moves between min_rate and max_rate: both must fit
+        (lambda: AdaptiveRateLimiter(1, per=1e-10, min_rate=1, max_rate=1e308), "max_rate",
+         1e308),
+        (lambda: AdaptiveRateLimiter(1, per=1e300, min_rate=1e-300, max_rate=2, burst=1),
+         "min_rate", 1e-300),
+    ],
+)
+def test_limiter_tokens_per_second_out_of_range_names_what_was_passed(build, name, value):
+    message = policy_rejected(build, name, value)
+    assert "got inf" not in message  # a derived value the user did not pass
+
+
+def test_adaptive_limiter_min_rate_above_max_rate_blames_them():
+    message = policy_rejected(
+        lambda: AdaptiveRateLimiter(10, min_rate=20, max_rate=5), "min_rate", 20
+    )
+    assert message == "min_rate must be <= max_rate (5), got 20"
+
+
+def test_adaptive_limiter_rate_outside_its_bounds_blames_the_rate():
+    message = policy_rejected(lambda: AdaptiveRateLimiter(30, min_rate=1, max_rate=20), "rate", 30)
+    assert message.startswith("rate must be within")
+
+
+@pytest.mark.parametrize("handler", [3, None, "fallback"], ids=ids)
+def test_fallback_handler_must_be_callable_and_says_only_that(handler):
+    message = policy_rejected(lambda: Fallback(handler), "handler", handler)
+    assert message == f"handler must be callable, got {handler!r}"
+
+
+@pytest.mark.parametrize("window", [1e12, 1e308, 366 * 86400.0 + 1], ids=ids)
+def test_error_budget_window_above_366_days_is_refused(window):
+    message = policy_rejected(lambda: ErrorBudget(0.99, window=window), "window", window)
+    assert "31622400.0" in message
+
+
+@pytest.mark.parametrize("window", [5.9e-5, 1e-9, 5e-324], ids=ids)
+def test_error_budget_window_with_slices_under_a_microsecond_is_refused(window):
+    message = policy_rejected(lambda: ErrorBudget(0.99, window=window), "window", window)
+    assert "1e-06 s" in message
+    assert "duration" not in message  # the core window's argument, not the user's
+
+
+@pytest.mark.parametrize("window", [6e-5, 366 * 86400.0])
+def test_error_budget_window_bounds_are_accepted(window):
+    assert policy_accepted(lambda: ErrorBudget(0.99, window=window, clock=FakeClock()).window) == (
+        window
+    )
+
+
+def test_latency_budget_narrow_slices_name_window_and_buckets():
+    message = policy_rejected(lambda: LatencyBudget(1.0, window=1e-3, buckets=1001), "window", 1e-3)
+    assert "buckets=1001" in message
+    assert "duration" not in message
+
+
+def test_latency_budget_memory_names_buckets_and_relative_error():
+    message = policy_rejected(
+        lambda: LatencyBudget(1.0, window=60.0, buckets=7, relative_error=0.0001), "buckets", 7
+    )
+    assert "relative_error=0.0001" in message
+
+
+def test_retry_budget_narrow_slices_name_ttl():
+    message = policy_rejected(lambda: RetryBudget(ttl=1e-9), "ttl", 1e-9)
+    assert "duration" not in message

@@ -254,6 +254,20 @@ def test_time_window_a_jump_far_into_the_future_empties_it(impl):
     assert window.totals() == (0, 0, 0)
 
 
+@pytest.mark.parametrize("start", [0.0, 1e9, 2e12, -2e12])
+def test_time_window_of_microsecond_slices_expires_however_far_the_clock(impl, start):
+    # Slice numbers are clamped at +-2**61 to fit a C int64; past the clamp
+    # a window stops expiring. Slices are at least a microsecond wide, so the
+    # clamp is 2.3e12 s of clock away (a 1e-15 s slice reached it in 2305 s).
+    clock = FakeClock(start)
+    window = impl.TimeWindow(1e-5, 10, clock=clock)  # the narrowest slices accepted
+    assert window.width == pytest.approx(1e-6)
+    window.record(True)
+    assert window.totals() == (1, 1, 0)
+    clock.advance(1.0)  # at 2e12 a float steps by 2.4e-4 s: a whole second is exact enough
+    assert window.totals() == (0, 0, 0)
+
+
 def test_time_window_reading_from_the_past_counts_as_now(impl):
     clock = FakeClock(100.0)
     window = impl.TimeWindow(10.0, 10, clock=clock)

@@ -21,6 +21,8 @@ CLASSES = {
     "_bucket": ("TokenBucket",),
     "_calls": (
         "AsyncBreakerCall",
+        "AsyncLimiterCall",
+        "AsyncRetryCall",
         "BreakerCall",
         "BulkheadCall",
         "BulkheadGate",

@@ -18,6 +18,8 @@ cdef class BreakerCore:
     cdef object _listener
 
     cdef int _state
+    cdef set _holds                 # names of the holds; any: every permit refused
+    cdef long long _permit          # the generation while CLOSED or DISABLED and not held, else -1
     cdef long long _counter
     cdef long long _generation
     cdef double _last
@@ -40,7 +42,7 @@ cdef class BreakerCore:
     # Python-level calls.
     cdef long long take(self, object now) except? -2
     cdef int settle(self, bint failure, double duration, long long token, object now) except -1
-    cdef double wait_for_permit(self, object now) except? -1.0
+    cdef object wait_for_permit(self, object now)
     cdef int succeed(self, long long token) except -1
 
     cdef double _given_time(self, object now) except? -1.0

@@ -10,13 +10,14 @@ cimport cython
 from cpython.exc cimport PyErr_Clear, PyErr_Occurred
 from cpython.long cimport PyLong_CheckExact
 from cpython.mem cimport PyMem_Calloc, PyMem_Free
+from cpython.set cimport PySet_GET_SIZE
 from libc.limits cimport LLONG_MAX
 from libc.math cimport INFINITY, NAN
 
 from resilience._core._clock_c cimport NON_NEGATIVE_FINITE, as_number, monotonic, read_now
 from resilience._core._window_c cimport CountWindow, TimeWindow
 
-from resilience._core._breaker_py import STATE_NAMES
+from resilience._core._breaker_py import STATE_NAMES, check_slow_call_rule, hold_name
 from resilience._core._validate import clock as check_clock
 from resilience._core._validate import count, optional, positive, ratio
 from resilience._core._validate import generation as check_generation
@@ -54,6 +55,7 @@ cdef class BreakerCore:
     def __cinit__(self, *args, **kwargs):
         self._probe_tokens = NULL
         self._probe_times = NULL
+        self._holds = set()  # never None: the cdef methods read its size unchecked
 
     def __dealloc__(self):
         PyMem_Free(self._probe_tokens)
@@ -77,10 +79,11 @@ cdef class BreakerCore:
     ):
         self._failure_threshold = count("failure_threshold", failure_threshold, 0)
         self._failure_rate = optional(ratio, "failure_rate", failure_rate) or 0.0
-        self._slow_call_duration = (
-            optional(positive, "slow_call_duration", slow_call_duration) or 0.0
-        )
-        self._slow_call_rate = optional(ratio, "slow_call_rate", slow_call_rate) or 0.0
+        slow = optional(positive, "slow_call_duration", slow_call_duration)
+        slow_rate = optional(ratio, "slow_call_rate", slow_call_rate)
+        check_slow_call_rule(slow_rate, slow)
+        self._slow_call_duration = slow or 0.0
+        self._slow_call_rate = slow_rate or 0.0
         size = count("window", window)
         duration = optional(positive, "window_duration", window_duration)
         self._minimum_calls = count("minimum_calls", minimum_calls)
@@ -112,9 +115,11 @@ cdef class BreakerCore:
         else:
             self._window = TimeWindow(duration, clock=clock)
             self._timed_window = True
+        self._holds.clear()
         self._state = CLOSED
         self._counter = 0
         self._generation = 0
+        self._permit = 0
         self._last = -INFINITY
         self._opened_at = 0.0
         self._open_duration = self._reset_timeout
@@ -154,9 +159,11 @@ cdef class BreakerCore:
     cdef int _enter(self, int state, double t) noexcept:
         cdef int old = self._state
         cdef Py_ssize_t i
+        cdef bint held = PySet_GET_SIZE(self._holds) != 0
         self._state = state
         self._counter += 1
         self._generation = self._counter
+        self._permit = self._counter if (state == CLOSED or state == DISABLED) and not held else -1
         for i in range(self._half_open_calls):
             self._probe_tokens[i] = FREE
         self._probes_out = 0
@@ -172,7 +179,8 @@ cdef class BreakerCore:
             self._trips = 0
             self._consecutive_failures = 0
             self._window._clear()
-        return NO_CHANGE if old == state else old * 8 + state
+        # While held the state read stays FORCED_OPEN: no change to announce.
+        return NO_CHANGE if old == state or held else old * 8 + state
 
     cdef inline int _notify(self, int change) except -1:
         if change != NO_CHANGE and self._listener is not None:
@@ -198,8 +206,9 @@ cdef class BreakerCore:
         cdef long long token
         cdef int change = NO_CHANGE
         with cython.critical_section(self):
-            if self._state == CLOSED or self._state == DISABLED:
-                return self._generation
+            token = self._permit  # CLOSED or DISABLED, not held: the generation
+            if token >= 0:
+                return token
         t = self._given_time(now)
         with cython.critical_section(self):
             token = self._acquire(t, &change)
@@ -207,8 +216,12 @@ cdef class BreakerCore:
         return token
 
     cdef long long _acquire(self, double t, int* change) noexcept:
+        cdef int state
+        if PySet_GET_SIZE(self._holds) != 0:  # refused, whatever the state underneath
+            self._rejected += 1
+            return -1
         change[0] = self._open_if_due(t)
-        cdef int state = self._state
+        state = self._state
         if state == CLOSED or state == DISABLED:
             return self._generation
         if state == HALF_OPEN:
@@ -362,7 +375,7 @@ cdef class BreakerCore:
     # -- manual control ----------------------------------------------------
 
     def force_open(self):
-        """Reject every call until ``reset()``."""
+        """Reject every call until ``reset()`` (holds are apart: see ``hold``)."""
         self._force(FORCED_OPEN)
 
     def disable(self):
@@ -379,13 +392,58 @@ cdef class BreakerCore:
             change = self._enter(state, 0.0)
         self._notify(change)
 
+    def hold(self, name):
+        """Put a hold called ``name`` on the breaker (one already on: nothing changes).
+
+        While any hold is on, every permit is refused and the state reads
+        FORCED_OPEN; what lies underneath is left as it is.
+        """
+        cdef int change = NO_CHANGE
+        name = hold_name(name)
+        with cython.critical_section(self):
+            if name in self._holds:
+                return
+            self._holds.add(name)
+            if PySet_GET_SIZE(self._holds) == 1:
+                self._permit = -1
+                if self._state != FORCED_OPEN:
+                    change = self._state * 8 + FORCED_OPEN
+        self._notify(change)
+
+    def lift_hold(self, name):
+        """Lift the hold called ``name`` (none: nothing); the last one shows the state beneath."""
+        cdef int change = NO_CHANGE
+        cdef int state
+        name = hold_name(name)
+        with cython.critical_section(self):
+            if name not in self._holds:
+                return
+            self._holds.discard(name)
+            if PySet_GET_SIZE(self._holds) == 0:
+                state = self._state
+                self._permit = self._generation if state == CLOSED or state == DISABLED else -1
+                if state != FORCED_OPEN:
+                    change = FORCED_OPEN * 8 + state
+        self._notify(change)
+
+    @property
+    def holds(self):
+        """The names of the holds on the breaker."""
+        with cython.critical_section(self):
+            return frozenset(self._holds)
+
     # -- reading -------------------------------------------------------------
 
     def current_state(self, now=None):
-        """The state at ``now``, after the due OPEN -> HALF_OPEN move, if any."""
+        """The state at ``now``, after the due OPEN -> HALF_OPEN move, if any.
+
+        FORCED_OPEN while held, whatever the state beneath.
+        """
         cdef double t = self._given_time(now)
         cdef int change, state
         with cython.critical_section(self):
+            if PySet_GET_SIZE(self._holds) != 0:
+                return FORCED_OPEN
             change = self._open_if_due(t)
             state = self._state
         self._notify(change)
@@ -397,16 +455,21 @@ cdef class BreakerCore:
         return self.current_state()
 
     def retry_after(self, now=None):
-        """Seconds until a call may be let through: 0 when one may now, inf when forced open."""
+        """Seconds until a call may be let through: 0 when one may now, inf when forced open.
+
+        None while held: a hold ends when its holder lifts it, which no clock can tell.
+        """
         return self.wait_for_permit(now)
 
-    cdef double wait_for_permit(self, object now) except? -1.0:
+    cdef object wait_for_permit(self, object now):
         """``retry_after`` for compiled callers."""
         cdef double t = self._given_time(now)
         cdef double oldest
         cdef Py_ssize_t i
         cdef int state
         with cython.critical_section(self):
+            if PySet_GET_SIZE(self._holds) != 0:
+                return None
             state = self._state
             if state == FORCED_OPEN:
                 return INFINITY
@@ -474,4 +537,9 @@ cdef class BreakerCore:
         )
 
     def __repr__(self):
-        return f"<BreakerCore state={STATE_NAMES[self._state]} generation={self._generation}>"
+        # The state beneath, and the holds over it if any.
+        holds = f" holds={sorted(self._holds)!r}" if self._holds else ""
+        return (
+            f"<BreakerCore state={STATE_NAMES[self._state]}{holds}"
+            f" generation={self._generation}>"
+        )

@@ -7,6 +7,16 @@ States and transitions::
     HALF_OPEN --any failure--> OPEN (open time doubles, up to reset_timeout_max)
     any --force_open()--> FORCED_OPEN, --disable()--> DISABLED, --reset()--> CLOSED
 
+Holds: ``hold(name)`` puts a named hold on the breaker (a health check
+isolating it), ``lift_hold(name)`` lifts that one. While any hold is on,
+every permit is refused, ``retry_after`` is None and the state reads
+FORCED_OPEN; beneath, the state machine above goes on untouched by the holds:
+outcomes of calls already let through still count, an operator's
+``force_open`` / ``disable`` / ``reset`` still apply, and an open timer keeps
+running. Lifting the last hold shows that state again (OPEN with its timer,
+CLOSED, or FORCED_OPEN), never a reset. The listener hears the state as it
+reads: a change underneath while held is not a change of state.
+
 Tokens: every transition starts a new generation, numbered from one counter.
 In CLOSED (and DISABLED) ``acquire`` hands out the generation itself; in
 HALF_OPEN each probe permit gets a number of its own from the same counter
@@ -29,9 +39,10 @@ the __enter__/__exit__ lookups and calls, most of the cost of a short
 critical section), and settle the common cases inline: a permit in CLOSED or
 DISABLED, a rejection in OPEN, an outcome in CLOSED with a count window. Two
 reads need no lock at all, as they change nothing: ``_permit`` (the
-generation while CLOSED or DISABLED, else -1, one attribute that ``_enter``
-keeps under the lock) and, for a release, whether the state is HALF_OPEN
-(only there does settling a token change anything).
+generation while CLOSED or DISABLED and not held, else -1, one attribute
+that ``_enter`` and the holds keep under the lock) and, for a release,
+whether the state is HALF_OPEN (only there does settling a token change
+anything).
 """
 
 from __future__ import annotations
@@ -70,6 +81,24 @@ SLOW = 2
 Listener = Callable[[int, int], object]
 
 
+def hold_name(value: object) -> str:
+    """A hold's name: a non-empty str (shared by both twins, so both say the same)."""
+    if not isinstance(value, str):
+        raise TypeError(f"name must be a non-empty str, got {value!r}")
+    if not value:
+        raise ValueError(f"name must be a non-empty str, got {value!r}")
+    return value
+
+
+def check_slow_call_rule(slow_call_rate: float | None, slow_call_duration: float | None) -> None:
+    """A slow-call rate needs a duration that makes a call slow: refuse one without the other."""
+    if slow_call_rate is not None and slow_call_duration is None:
+        raise ValueError(
+            "slow_call_rate needs slow_call_duration (how long a slow call lasts),"
+            f" got slow_call_rate={slow_call_rate!r} with slow_call_duration=None"
+        )
+
+
 class BreakerCore:
     """The whole state machine of ``CircuitBreaker``, with its counters."""
 
@@ -82,6 +111,7 @@ class BreakerCore:
         "_failure_threshold",
         "_generation",
         "_half_open_calls",
+        "_holds",
         "_last",
         "_listener",
         "_lock",
@@ -132,6 +162,7 @@ class BreakerCore:
         # A call is slow when its duration (finite) reaches this: never without the rule.
         self._slow_limit = INF if self._slow_call_duration is None else self._slow_call_duration
         self._slow_call_rate = optional(ratio, "slow_call_rate", slow_call_rate)
+        check_slow_call_rule(self._slow_call_rate, self._slow_call_duration)
         size = count("window", window)
         duration = optional(positive, "window_duration", window_duration)
         self._minimum_calls = count("minimum_calls", minimum_calls)
@@ -161,6 +192,7 @@ class BreakerCore:
         # Whether a rate rule is on: without one, a success cannot trip.
         self._rated = self._failure_rate is not None or self._slow_call_rate is not None
         self._lock = threading.Lock()
+        self._holds: set[str] = set()
         self._state = CLOSED
         self._counter = 0
         self._generation = 0
@@ -200,12 +232,15 @@ class BreakerCore:
     # -- transitions -----------------------------------------------------
 
     def _enter(self, state: int, t: float) -> tuple[int, int] | None:
-        """Move to ``state``; returns ``(old, new)`` for the listener, or None if unchanged."""
+        """Move to ``state``; returns ``(old, new)`` for the listener, or None if unchanged.
+
+        While held the state read stays FORCED_OPEN: no change to announce.
+        """
         old = self._state
         self._state = state
         self._counter += 1
         self._generation = self._counter
-        self._permit = self._counter if state in (CLOSED, DISABLED) else -1
+        self._permit = self._counter if state in (CLOSED, DISABLED) and not self._holds else -1
         for i in range(self._half_open_calls):
             self._probe_tokens[i] = FREE
         self._probes_out = 0
@@ -221,7 +256,7 @@ class BreakerCore:
             self._trips = 0
             self._consecutive_failures = 0
             self._window._clear()
-        return None if old == state else (old, state)
+        return None if old == state or self._holds else (old, state)
 
     def _notify(self, change: tuple[int, int] | None) -> None:
         if change is not None and self._listener is not None:
@@ -258,6 +293,9 @@ class BreakerCore:
         lock = self._lock
         lock.acquire()
         try:
+            if self._holds:  # refused, whatever the state underneath
+                self._rejected += 1
+                return -1
             state = self._state
             if state == OPEN:
                 # _open_if_due's time and test, inlined: a rejection needs no more.
@@ -282,6 +320,7 @@ class BreakerCore:
         return token
 
     def _acquire(self, t: float) -> tuple[int, tuple[int, int] | None]:
+        """Under the lock, not held: a permit, or -1; and the change it made, if any."""
         change = self._open_if_due(t)
         state = self._state
         if state in (CLOSED, DISABLED):
@@ -525,7 +564,7 @@ class BreakerCore:
     # -- manual control ----------------------------------------------------
 
     def force_open(self) -> None:
-        """Reject every call until ``reset()``."""
+        """Reject every call until ``reset()`` (holds are apart: see ``hold``)."""
         self._force(FORCED_OPEN)
 
     def disable(self) -> None:
@@ -541,12 +580,56 @@ class BreakerCore:
             change = self._enter(state, 0.0)
         self._notify(change)
 
+    def hold(self, name: str) -> None:
+        """Put a hold called ``name`` on the breaker (one already on: nothing changes).
+
+        While any hold is on, every permit is refused and the state reads
+        FORCED_OPEN; what lies underneath is left as it is.
+        """
+        name = hold_name(name)
+        change = None
+        with self._lock:
+            if name in self._holds:
+                return
+            self._holds.add(name)
+            if len(self._holds) == 1:
+                self._permit = -1
+                if self._state != FORCED_OPEN:
+                    change = (self._state, FORCED_OPEN)
+        self._notify(change)
+
+    def lift_hold(self, name: str) -> None:
+        """Lift the hold called ``name`` (none: nothing); the last one shows the state beneath."""
+        name = hold_name(name)
+        change = None
+        with self._lock:
+            if name not in self._holds:
+                return
+            self._holds.discard(name)
+            if not self._holds:
+                state = self._state
+                self._permit = self._generation if state in (CLOSED, DISABLED) else -1
+                if state != FORCED_OPEN:
+                    change = (FORCED_OPEN, state)
+        self._notify(change)
+
+    @property
+    def holds(self) -> frozenset[str]:
+        """The names of the holds on the breaker."""
+        with self._lock:
+            return frozenset(self._holds)
+
     # -- reading -------------------------------------------------------------
 
     def current_state(self, now: float | None = None) -> int:
-        """The state at ``now``, after the due OPEN -> HALF_OPEN move, if any."""
+        """The state at ``now``, after the due OPEN -> HALF_OPEN move, if any.
+
+        FORCED_OPEN while held, whatever the state beneath.
+        """
         t = self._given_time(now)
         with self._lock:
+            if self._holds:
+                return FORCED_OPEN
             change = self._open_if_due(t)
             state = self._state
         self._notify(change)
@@ -557,12 +640,17 @@ class BreakerCore:
         """``current_state()`` read with the clock."""
         return self.current_state()
 
-    def retry_after(self, now: float | None = None) -> float:
-        """Seconds until a call may be let through: 0 when one may now, inf when forced open."""
+    def retry_after(self, now: float | None = None) -> float | None:
+        """Seconds until a call may be let through: 0 when one may now, inf when forced open.
+
+        None while held: a hold ends when its holder lifts it, which no clock can tell.
+        """
         t = self._given_time(now)
         lock = self._lock
         lock.acquire()
         try:
+            if self._holds:
+                return None
             state = self._state
             if state == FORCED_OPEN:
                 return INF
@@ -623,4 +711,9 @@ class BreakerCore:
         return self._total_ignored
 
     def __repr__(self) -> str:
-        return f"<BreakerCore state={STATE_NAMES[self._state]} generation={self._generation}>"
+        # The state beneath, and the holds over it if any.
+        holds = f" holds={sorted(self._holds)!r}" if self._holds else ""
+        return (
+            f"<BreakerCore state={STATE_NAMES[self._state]}{holds}"
+            f" generation={self._generation}>"
+        )

@@ -1,3 +1,4 @@
+# cython: auto_pickle=False
 """Token bucket, compiled twin of ``_bucket_py.py`` (same behaviour, same floats)."""
 
 cimport cython
@@ -12,6 +13,8 @@ from resilience._core._clock_c cimport (
 
 from resilience._core._bucket_py import TIME_ROUNDING as _TIME_ROUNDING
 from resilience._core._bucket_py import TOLERANCE as _TOLERANCE
+from resilience._core._nocopy import refuse_copy
+from resilience._core._validate import capacity as check_capacity
 from resilience._core._validate import clock as check_clock
 from resilience._core._validate import non_negative_finite, positive
 
@@ -20,15 +23,17 @@ cdef double TIME_ROUNDING = _TIME_ROUNDING
 
 
 cdef class TokenBucket:
-    """``rate`` tokens per second into a bucket of ``capacity`` tokens.
+    """``rate`` tokens per second into a bucket of ``capacity`` tokens (at least 1).
 
     Starts full unless ``tokens`` says otherwise. Time comes from ``now=`` or
     the clock; a reading earlier than one already seen counts as that one.
     """
 
+    __reduce_ex__ = refuse_copy  # neither copied nor pickled
+
     def __init__(self, rate, capacity, *, tokens=None, clock=None):
         self._rate = positive("rate", rate)
-        self._capacity = positive("capacity", capacity)
+        self._capacity = check_capacity("capacity", capacity)
         if tokens is None:
             self._tokens = self._capacity
         else:

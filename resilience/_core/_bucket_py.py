@@ -8,6 +8,8 @@ from collections.abc import Callable
 from time import monotonic
 
 from ._clock_py import read_now
+from ._nocopy import NoCopy
+from ._validate import capacity as check_capacity
 from ._validate import clock as check_clock
 from ._validate import non_negative, non_negative_finite, positive
 
@@ -22,8 +24,8 @@ INF = math.inf
 EXACT_INT = 2**53  # ints up to this are floats exactly (what the check would return)
 
 
-class TokenBucket:
-    """``rate`` tokens per second into a bucket of ``capacity`` tokens.
+class TokenBucket(NoCopy):
+    """``rate`` tokens per second into a bucket of ``capacity`` tokens (at least 1).
 
     Starts full unless ``tokens`` says otherwise. Time comes from ``now=`` or
     the clock; a reading earlier than one already seen counts as that one.
@@ -49,7 +51,7 @@ class TokenBucket:
         clock: Callable[[], float] | None = None,
     ) -> None:
         self._rate = positive("rate", rate)
-        self._capacity = positive("capacity", capacity)
+        self._capacity = check_capacity("capacity", capacity)
         if tokens is None:
             self._tokens = self._capacity
         else:

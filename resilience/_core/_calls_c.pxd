@@ -28,20 +28,51 @@ cdef class BreakerCall(_Wrapper):
     cdef object _run(self, long long token, PyObject** args, size_t nargsf, PyObject* kwnames)
 
 
+cdef class _Awaiting
+
+
+cdef class _AsyncWrapper(_Wrapper):
+    cdef bint _keeps_args  # the awaitable keeps the call's arguments (for a resume)
+
+    cdef int _start(self, _Awaiting waiting) except -1
+    cdef int _returned(self, _Awaiting waiting, object value) except -1
+    cdef object _raised(self, _Awaiting waiting, object error)
+    cdef int _abandoned(self, _Awaiting waiting) except -1
+    cdef int _dropped(self, _Awaiting waiting) except -1
+
+
 @cython.final
-cdef class AsyncBreakerCall(_Wrapper):
+cdef class _Awaiting:
+    cdef _AsyncWrapper _call
+    cdef object _coro
+    cdef int _stage
+    cdef long long _token   # a breaker's permit
+    cdef double _started    # when a retried call started
+    cdef tuple _args
+    cdef dict _kwargs
+
+
+@cython.final
+cdef class AsyncBreakerCall(_AsyncWrapper):
     cdef BreakerCore _core
     cdef object _name
     cdef object _settle
 
 
 @cython.final
-cdef class _BreakerAwait:
-    cdef AsyncBreakerCall _call
-    cdef object _coro
-    cdef long long _token
+cdef class AsyncLimiterCall(_AsyncWrapper):
+    cdef TokenBucket _bucket
+    cdef object _name
+    cdef bint _waits
+    cdef object _limit
+    cdef object _pause_then
 
-    cdef int _finish(self, object error) except -1
+
+@cython.final
+cdef class AsyncRetryCall(_AsyncWrapper):
+    cdef Counters _counts
+    cdef object _resume
+    cdef object _clock
 
 
 @cython.final

@@ -63,6 +63,32 @@ class RetryCall:
     def __get__(self, obj: object, objtype: type | None = None, /) -> Any: ...
 
 @final
+class AsyncLimiterCall:
+    def __init__(
+        self,
+        fn: Callable[..., Awaitable[Any]],
+        bucket: TokenBucket,
+        name: str | None,
+        waits: bool,
+        limit: Callable[[], float],
+        pause_then: Callable[[float, Awaitable[Any]], Awaitable[Any]],
+    ) -> None: ...
+    def __call__(self, *args: Any, **kwargs: Any) -> Awaitable[Any]: ...
+    def __get__(self, obj: object, objtype: type | None = None, /) -> Any: ...
+
+@final
+class AsyncRetryCall:
+    def __init__(
+        self,
+        fn: Callable[..., Awaitable[Any]],
+        counts: Counters,
+        resume: Callable[..., Awaitable[Any]],
+        clock: Callable[[], float] | None,
+    ) -> None: ...
+    def __call__(self, *args: Any, **kwargs: Any) -> Awaitable[Any]: ...
+    def __get__(self, obj: object, objtype: type | None = None, /) -> Any: ...
+
+@final
 class BulkheadCall:
     def __init__(
         self,

@@ -6,10 +6,10 @@ of a call (take a permit or a token, call, settle a plain success) and a
 refusal run here in C; whatever needs judgement (classifying an exception,
 a fallback, a wait) calls back into the policy through those callbacks.
 
-Refusals are raised by hand (``PyErr_SetObject`` and NULL), built with
-``__new__`` (their args are their fields): no traceback entry for the
-wrapper and no Python ``__init__``, so a refusal costs little more than the
-raise itself.
+Refusals are raised by hand (``PyErr_SetObject`` and NULL), built by their
+type's ``tp_new`` slot (their args are their fields): no traceback entry for
+the wrapper, no lookup of ``__new__`` and no Python ``__init__``, so a
+refusal costs little more than the raise itself.
 """
 
 cimport cython
@@ -25,6 +25,7 @@ from resilience._core._vectorcall_c cimport (
     PyIter_Send,
     PyObject_Vectorcall,
     AsyncTypeSlots,
+    NewTypeSlots,
     PyVectorcall_Call,
     enable_vectorcall,
     keywords,
@@ -41,6 +42,12 @@ from resilience._core import _layout
 cdef Py_ssize_t RETRY_CALLS = _layout.RETRY_CALLS
 cdef Py_ssize_t RETRY_ATTEMPTS = _layout.RETRY_ATTEMPTS
 cdef Py_ssize_t RETRY_SUCCESSES = _layout.RETRY_SUCCESSES
+
+
+cdef inline object _refusal(type kind, tuple fields):
+    """``kind.__new__(kind, *fields)``: a refusal, whose args are its fields,
+    made through the type's C slot (no lookup of ``__new__``, no wrapper)."""
+    return (<NewTypeSlots*>kind).tp_new(kind, fields, NULL)
 
 
 cdef class _Wrapper:
@@ -105,9 +112,7 @@ cdef PyObject* _breaker_vectorcall(
         if self._fallback is not None:
             result = PyObject_Vectorcall(self._fallback, args, nargsf, kwnames)
         else:
-            error = CircuitOpenError.__new__(
-                CircuitOpenError, self._name, self._core.wait_for_permit(None)
-            )
+            error = _refusal(CircuitOpenError, (self._name, self._core.wait_for_permit(None)))
             PyErr_SetObject(CircuitOpenError, error)
             return NULL
     else:
@@ -116,46 +121,78 @@ cdef PyObject* _breaker_vectorcall(
     return <PyObject*>result
 
 
-# An async breaker call's permit before it is taken, and after it is answered.
-cdef long long UNSTARTED = -1
-cdef long long FINISHED = -2
+# What an awaited call still owes its policy: nothing yet (not awaited), an
+# answer to the attempt it is making, or nothing more (it only passes on).
+cdef int UNSTARTED = 0
+cdef int ATTEMPT = 1
+cdef int PASSING = 2
+# What ``_AsyncWrapper._start`` returns when it refused the call.
+cdef int REFUSED = 1
 
 
-@cython.final
-cdef class AsyncBreakerCall(_Wrapper):
-    """``async fn`` protected by a circuit breaker's core, with no fallback.
+cdef class _AsyncWrapper(_Wrapper):
+    """Base of the async wrappers.
 
-    Calling it makes the function's coroutine and wraps it in an awaitable
-    (``_BreakerAwait``) that takes the permit when first awaited — never
-    before, so an awaitable that is never awaited holds nothing — and
-    answers it when the coroutine ends: a success in C, anything else through
-    ``settle(token, error, None, 0.0)``. Awaiting it is one C call per step
-    (``am_send``): no Python frame and no StopIteration of its own.
+    Calling one makes the function's coroutine and an ``_Awaiting`` around
+    it; the policy acts when it is first awaited — never before, so an
+    awaitable that is never awaited takes nothing. A subclass says what its
+    policy does at each point: ``_start`` (take a permit or a token, count
+    the call; it may refuse, or swap in a coroutine that waits first),
+    ``_returned`` and ``_raised`` as the attempt ends (``_raised`` answers
+    with a coroutine to go on with, or None to let the error stand),
+    ``_abandoned`` when the caller closes the awaitable mid-attempt and
+    ``_dropped`` when it is collected mid-attempt.
     """
 
-    def __init__(self, fn, BreakerCore core, name, settle):
-        self._fn = fn
-        self._core = core
-        self._name = name
-        self._settle = settle
-        self._vectorcall = <vectorcallfunc>_async_breaker_vectorcall
+    cdef int _start(self, _Awaiting waiting) except -1:
+        waiting._stage = PASSING
+        return 0
+
+    cdef int _returned(self, _Awaiting waiting, object value) except -1:
+        return 0
+
+    cdef object _raised(self, _Awaiting waiting, object error):
+        return None
+
+    cdef int _abandoned(self, _Awaiting waiting) except -1:
+        return 0
+
+    cdef int _dropped(self, _Awaiting waiting) except -1:
+        return 0
 
 
-cdef PyObject* _async_breaker_vectorcall(
-    AsyncBreakerCall self, PyObject** args, size_t nargsf, PyObject* kwnames
+cdef int _refuse(_Awaiting waiting, object kind, object refusal) except -1:
+    """Refuse an awaited call: close its coroutine, which never started (so
+    nothing runs and no "never awaited" warning), and set ``refusal`` (a
+    ``kind`` built with ``__new__``) as the exception, with no traceback
+    entry of ours: a refusal costs little more than the raise itself."""
+    waiting._stage = PASSING
+    waiting._coro.close()
+    PyErr_SetObject(kind, refusal)
+    return REFUSED
+
+
+cdef PyObject* _async_vectorcall(
+    _AsyncWrapper self, PyObject** args, size_t nargsf, PyObject* kwnames
 ) except NULL:
-    cdef _BreakerAwait waiting = _BreakerAwait.__new__(_BreakerAwait)
+    cdef _Awaiting waiting = _Awaiting.__new__(_Awaiting)
     waiting._coro = PyObject_Vectorcall(self._fn, args, nargsf, kwnames)
     waiting._call = self
-    waiting._token = UNSTARTED
+    if self._keeps_args:
+        waiting._args = positional(args, nargsf)
+        waiting._kwargs = keywords(args, nargsf, kwnames)
     Py_INCREF(waiting)
     return <PyObject*>waiting
 
 
 @cython.final
 @cython.freelist(64)
-cdef class _BreakerAwait:
-    """One awaited call of an ``AsyncBreakerCall``: the coroutine, and its permit."""
+cdef class _Awaiting:
+    """One awaited call of an async wrapper: its coroutine, and what its policy holds.
+
+    Awaiting it is one C call per step (``am_send``): no Python frame and no
+    StopIteration of its own.
+    """
 
     def __await__(self):
         return self
@@ -165,7 +202,7 @@ cdef class _BreakerAwait:
 
     def send(self, value):
         cdef PyObject* result = NULL
-        cdef int status = _breaker_send(self, <PyObject*>value, &result)
+        cdef int status = _awaiting_send(self, <PyObject*>value, &result)
         answer = <object>result
         Py_DECREF(answer)  # PyIter_Send gave a new reference; ``answer`` holds its own
         if status == PYGEN_NEXT:
@@ -177,80 +214,184 @@ cdef class _BreakerAwait:
         error = typ if val is None else val
         if tb is not None:
             error = error.with_traceback(tb)
-        if self._token == UNSTARTED:
-            self._token = FINISHED  # no permit was taken: nothing to answer
+        if self._stage != ATTEMPT:
+            self._stage = PASSING  # not started: the policy took nothing to answer
             return self._coro.throw(error)
         try:
-            yielded = self._coro.throw(error)
-        except StopIteration:
-            self._finish(None)
+            return self._coro.throw(error)
+        except StopIteration as stop:
+            self._stage = PASSING
+            self._call._returned(self, stop.value)
             raise
         except BaseException as exc:
-            self._finish(exc)
-            raise
-        return yielded
+            self._stage = PASSING
+            resumed = self._call._raised(self, exc)
+            if resumed is None:
+                raise
+        self._coro = resumed
+        return self.send(None)
 
     def close(self):
-        """The caller went away: close the coroutine; the permit goes back unjudged."""
+        """The caller went away: close the coroutine; the policy lets go unjudged."""
         try:
             self._coro.close()
         finally:
-            if self._token >= 0:
-                self._finish(GeneratorExit())
-
-    cdef int _finish(self, object error) except -1:
-        """Answer the permit: a success (``error`` None), else ``settle`` judges ``error``."""
-        cdef long long token = self._token
-        self._token = FINISHED
-        if error is None:
-            self._call._core.succeed(token)
-        else:
-            self._call._settle(token, error, None, 0.0)
-        return 0
+            if self._stage == ATTEMPT:
+                self._stage = PASSING
+                self._call._abandoned(self)
 
     def __dealloc__(self):
-        # Dropped while it held a permit (never closed): give it back unjudged.
-        if self._token >= 0 and self._call is not None:
-            self._call._core.release(self._token)
+        # Collected mid-attempt (never closed): the policy lets go unjudged.
+        if self._stage == ATTEMPT and self._call is not None:
+            self._call._dropped(self)
 
 
-cdef int _breaker_send(_BreakerAwait self, PyObject* value, PyObject** result) except -1:
+cdef int _awaiting_send(_Awaiting self, PyObject* value, PyObject** result) except -1:
     """``am_send``: one step of the coroutine; -1 with the exception set when it raises."""
-    cdef long long token
     cdef PyObject* kind
     cdef PyObject* error
     cdef PyObject* trace
-    if self._token == UNSTARTED:
-        token = self._call._core.take(None)
-        if token < 0:
-            self._token = FINISHED
-            self._coro.close()  # never started: nothing runs, no "never awaited" warning
-            refusal = CircuitOpenError.__new__(
-                CircuitOpenError, self._call._name, self._call._core.wait_for_permit(None)
-            )
-            PyErr_SetObject(CircuitOpenError, refusal)
+    if self._stage == UNSTARTED:
+        try:
+            refused = self._call._start(self)
+        except BaseException:
+            self._stage = PASSING
+            self._coro.close()
+            raise
+        if refused:
             return -1
-        self._token = token
     status = PyIter_Send(<PyObject*>self._coro, value, result)
-    if status == PYGEN_NEXT:
-        return PYGEN_NEXT
+    if status == PYGEN_NEXT or self._stage != ATTEMPT:
+        return status
+    self._stage = PASSING
     if status == PYGEN_RETURN:
-        self._finish(None)
+        self._call._returned(self, <object>result[0])
         return PYGEN_RETURN
-    # The coroutine raised: judge the exception, then raise it on unchanged.
+    # The attempt raised: the policy judges the exception, then it goes on
+    # unchanged — unless the policy answers with a coroutine to go on with.
     PyErr_Fetch(&kind, &error, &trace)
     PyErr_NormalizeException(&kind, &error, &trace)
     try:
         if trace is not NULL:
             (<object>error).__traceback__ = <object>trace
-        self._finish(<object>error)
+        resumed = self._call._raised(self, <object>error)
     except BaseException:
         Py_XDECREF(kind)
         Py_XDECREF(error)
         Py_XDECREF(trace)
         raise
-    PyErr_Restore(kind, error, trace)
-    return -1
+    if resumed is None:
+        PyErr_Restore(kind, error, trace)
+        return -1
+    Py_XDECREF(kind)
+    Py_XDECREF(error)
+    Py_XDECREF(trace)
+    self._coro = resumed
+    return PyIter_Send(<PyObject*>resumed, <PyObject*>None, result)
+
+
+@cython.final
+cdef class AsyncBreakerCall(_AsyncWrapper):
+    """``async fn`` protected by a circuit breaker's core, with no fallback.
+
+    The permit is taken when the call is first awaited; a success is
+    answered in C, anything else through ``settle(token, error, None, 0.0)``.
+    """
+
+    def __init__(self, fn, BreakerCore core, name, settle):
+        self._fn = fn
+        self._core = core
+        self._name = name
+        self._settle = settle
+        self._vectorcall = <vectorcallfunc>_async_vectorcall
+
+    cdef int _start(self, _Awaiting waiting) except -1:
+        cdef long long token = self._core.take(None)
+        if token < 0:
+            return _refuse(waiting, CircuitOpenError, _refusal(
+                CircuitOpenError, (self._name, self._core.wait_for_permit(None))
+            ))
+        waiting._token = token
+        waiting._stage = ATTEMPT
+        return 0
+
+    cdef int _returned(self, _Awaiting waiting, object value) except -1:
+        return self._core.succeed(waiting._token)
+
+    cdef object _raised(self, _Awaiting waiting, object error):
+        self._settle(waiting._token, error, None, 0.0)
+        return None
+
+    cdef int _abandoned(self, _Awaiting waiting) except -1:
+        self._settle(waiting._token, GeneratorExit(), None, 0.0)
+        return 0
+
+    cdef int _dropped(self, _Awaiting waiting) except -1:
+        self._core.release(waiting._token)
+        return 0
+
+
+@cython.final
+cdef class AsyncLimiterCall(_AsyncWrapper):
+    """``async fn`` behind a token bucket: one token a call, taken when first awaited.
+
+    Arguments as ``LimiterCall``'s, but for ``pause_then(seconds, coro)``: a
+    coroutine that waits for a reservation (giving its token back if
+    interrupted, and closing ``coro``) and then awaits ``coro``.
+    """
+
+    def __init__(self, fn, TokenBucket bucket, name, bint waits, limit, pause_then):
+        self._fn = fn
+        self._bucket = bucket
+        self._name = name
+        self._waits = waits
+        self._limit = limit
+        self._pause_then = pause_then
+        self._vectorcall = <vectorcallfunc>_async_vectorcall
+
+    cdef int _start(self, _Awaiting waiting) except -1:
+        # A token, once taken, is never answered: the call only passes on.
+        waiting._stage = PASSING
+        cdef double limit = self._limit() if self._waits else 0.0
+        cdef double wait = self._bucket.take(1.0, limit, None)
+        if wait < 0.0:
+            return _refuse(waiting, RateLimitExceeded, _refusal(
+                RateLimitExceeded, (self._name, self._bucket.wait_for(1.0, None))
+            ))
+        if wait > 0.0:
+            waiting._coro = self._pause_then(wait, waiting._coro)
+        return 0
+
+
+@cython.final
+cdef class AsyncRetryCall(_AsyncWrapper):
+    """``async fn`` retried, as ``RetryCall``: the first attempt is counted in
+    C; after a failure, ``resume(error, started, fn, args, kwargs)`` makes the
+    coroutine of the rest, which the awaitable goes on with."""
+
+    def __init__(self, fn, Counters counts, resume, clock):
+        self._fn = fn
+        self._counts = counts
+        self._resume = resume
+        self._clock = clock
+        self._keeps_args = True
+        self._vectorcall = <vectorcallfunc>_async_vectorcall
+
+    cdef int _start(self, _Awaiting waiting) except -1:
+        waiting._started = monotonic() if self._clock is None else read_now(self._clock, None)
+        self._counts.inc(RETRY_CALLS)
+        self._counts.inc(RETRY_ATTEMPTS)
+        waiting._stage = ATTEMPT
+        return 0
+
+    cdef int _returned(self, _Awaiting waiting, object value) except -1:
+        self._counts.inc(RETRY_SUCCESSES)
+        return 0
+
+    cdef object _raised(self, _Awaiting waiting, object error):
+        resumed = self._resume(error, waiting._started, self._fn, waiting._args, waiting._kwargs)
+        waiting._args = waiting._kwargs = None
+        return resumed
 
 
 @cython.final
@@ -280,9 +421,7 @@ cdef PyObject* _limiter_vectorcall(
     cdef double limit = self._limit() if self._waits else 0.0
     cdef double wait = self._bucket.take(1.0, limit, None)
     if wait < 0.0:
-        error = RateLimitExceeded.__new__(
-            RateLimitExceeded, self._name, self._bucket.wait_for(1.0, None)
-        )
+        error = _refusal(RateLimitExceeded, (self._name, self._bucket.wait_for(1.0, None)))
         PyErr_SetObject(RateLimitExceeded, error)
         return NULL
     if wait > 0.0:
@@ -432,16 +571,17 @@ cdef PyObject* _done_next(PyObject* self) noexcept:
 
 
 (<AsyncTypeSlots*>_Done).tp_as_async.am_await = _done_await
-(<AsyncTypeSlots*>_BreakerAwait).tp_as_async.am_send = <sendfunc>_breaker_send
+(<AsyncTypeSlots*>_Awaiting).tp_as_async.am_send = <sendfunc>_awaiting_send
 (<AsyncTypeSlots*>_Done).tp_iternext = _done_next
 cdef _Done _DONE = _Done()
 
 
-cdef AsyncBreakerCall _async_breaker_layout = AsyncBreakerCall.__new__(AsyncBreakerCall)
-enable_vectorcall(
-    AsyncBreakerCall,
-    <char*>&_async_breaker_layout._vectorcall - <char*><PyObject*>_async_breaker_layout,
-)
+# Every async wrapper's vectorcall pointer is at the one offset of their base.
+cdef AsyncBreakerCall _async_layout = AsyncBreakerCall.__new__(AsyncBreakerCall)
+cdef Py_ssize_t _async_offset = <char*>&_async_layout._vectorcall - <char*><PyObject*>_async_layout
+enable_vectorcall(AsyncBreakerCall, _async_offset)
+enable_vectorcall(AsyncLimiterCall, _async_offset)
+enable_vectorcall(AsyncRetryCall, _async_offset)
 cdef BreakerCall _breaker_layout = BreakerCall.__new__(BreakerCall)
 enable_vectorcall(
     BreakerCall, <char*>&_breaker_layout._vectorcall - <char*><PyObject*>_breaker_layout

@@ -83,6 +83,35 @@ class BreakerCall(_Wrapper):
         return result
 
 
+class _Awaiting:
+    """One awaited call of an async wrapper: ``run``, the coroutine of the
+    policy's part, around ``coro``, the function's coroutine.
+
+    Closing it before it ran closes ``coro`` too, as the compiled twin's
+    does: a coroutine that never started cannot close what it was given, so
+    a refusal by an outer wrapper would leave ``coro`` never awaited.
+    """
+
+    __slots__ = ("_coro", "_steps")
+
+    def __init__(self, run: Any, coro: Any) -> None:
+        self._coro = coro
+        self._steps = run.__await__()
+
+    def __await__(self) -> Any:
+        return self._steps
+
+    def send(self, value: Any) -> Any:
+        return self._steps.send(value)
+
+    def throw(self, *error: Any) -> Any:
+        return self._steps.throw(*error)
+
+    def close(self) -> None:
+        self._steps.close()
+        self._coro.close()
+
+
 class AsyncBreakerCall(_Wrapper):
     """``async fn`` protected by a circuit breaker's core, with no fallback.
 
@@ -101,7 +130,8 @@ class AsyncBreakerCall(_Wrapper):
         self._settle = settle
 
     def __call__(self, /, *args: Any, **kwargs: Any) -> Any:
-        return self._run(self._fn(*args, **kwargs))
+        coro = self._fn(*args, **kwargs)
+        return _Awaiting(self._run(coro), coro)
 
     async def _run(self, coro: Any) -> Any:
         core = self._core
@@ -149,6 +179,45 @@ class LimiterCall(_Wrapper):
         return self._fn(*args, **kwargs)
 
 
+class AsyncLimiterCall(_Wrapper):
+    """``async fn`` behind a token bucket: one token a call, taken when first awaited.
+
+    Arguments as ``LimiterCall``'s, but for ``pause_then(seconds, coro)``: a
+    coroutine that waits for a reservation (giving its token back if
+    interrupted, and closing ``coro``) and then awaits ``coro``.
+    """
+
+    __slots__ = ("_bucket", "_limit", "_name", "_pause_then", "_waits")
+
+    def __init__(
+        self, fn: Any, bucket: Any, name: str | None, waits: bool, limit: Any, pause_then: Any
+    ) -> None:
+        self._fn = fn
+        self._bucket = bucket
+        self._name = name
+        self._waits = waits
+        self._limit = limit
+        self._pause_then = pause_then
+
+    def __call__(self, /, *args: Any, **kwargs: Any) -> Any:
+        coro = self._fn(*args, **kwargs)
+        return _Awaiting(self._run(coro), coro)
+
+    async def _run(self, coro: Any) -> Any:
+        bucket = self._bucket
+        try:
+            wait = bucket.reserve(1.0, self._limit() if self._waits else 0.0)
+        except BaseException:
+            coro.close()
+            raise
+        if wait < 0.0:
+            coro.close()  # never started: nothing runs, no "never awaited" warning
+            raise RateLimitExceeded.__new__(RateLimitExceeded, self._name, bucket.wait_time(1.0))
+        if wait > 0.0:
+            return await self._pause_then(wait, coro)
+        return await coro
+
+
 class RetryCall(_Wrapper):
     """``fn`` retried: the first attempt runs here, counted into ``counts``
     (``_layout``'s RETRY_* indices); after a failure,
@@ -176,6 +245,43 @@ class RetryCall(_Wrapper):
             return result
         # Out of the except block: a later attempt's error is not chained to this one.
         return self._resume(failure, started, self._fn, args, kwargs)
+
+
+class AsyncRetryCall(_Wrapper):
+    """``async fn`` retried, as ``RetryCall``: the first attempt is counted
+    here; after a failure, ``resume(error, started, fn, args, kwargs)`` makes
+    the coroutine of the rest."""
+
+    __slots__ = ("_clock", "_counts", "_resume")
+
+    def __init__(self, fn: Any, counts: Any, resume: Any, clock: Any) -> None:
+        self._fn = fn
+        self._counts = counts
+        self._resume = resume
+        self._clock = time.monotonic if clock is None else clock
+
+    def __call__(self, /, *args: Any, **kwargs: Any) -> Any:
+        coro = self._fn(*args, **kwargs)
+        return _Awaiting(self._run(coro, args, kwargs), coro)
+
+    async def _run(self, coro: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+        try:
+            started = self._clock()
+        except BaseException:
+            coro.close()
+            raise
+        counts = self._counts
+        counts.add(RETRY_CALLS)
+        counts.add(RETRY_ATTEMPTS)
+        try:
+            result = await coro
+        except BaseException as exc:
+            failure = exc
+        else:
+            counts.add(RETRY_SUCCESSES)
+            return result
+        # Out of the except block: a later attempt's error is not chained to this one.
+        return await self._resume(failure, started, self._fn, args, kwargs)
 
 
 class BulkheadCall(_Wrapper):

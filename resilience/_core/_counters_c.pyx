@@ -1,9 +1,12 @@
+# cython: auto_pickle=False
 """Event counters, compiled twin of ``_counters_py.py``."""
 
 cimport cython
 from cpython.mem cimport PyMem_Calloc, PyMem_Free
 from cpython.pyport cimport PY_SSIZE_T_MAX
 
+from resilience._core._counters_py import MAX_COUNTERS
+from resilience._core._nocopy import refuse_copy
 from resilience._core._validate import count
 
 cdef object MAX_STEP = PY_SSIZE_T_MAX
@@ -17,11 +20,13 @@ cdef class Counters:
     Counts are unsigned 64-bit and wrap.
     """
 
+    __reduce_ex__ = refuse_copy  # neither copied nor pickled
+
     def __cinit__(self, *args, **kwargs):
         self._values = NULL
 
     def __init__(self, size):
-        cdef Py_ssize_t n = count("size", size)
+        cdef Py_ssize_t n = count("size", size, maximum=MAX_COUNTERS)
         PyMem_Free(self._values)
         self._values = <unsigned long long*>PyMem_Calloc(n, sizeof(unsigned long long))
         if self._values is NULL:

@@ -5,13 +5,16 @@ from __future__ import annotations
 import sys
 import threading
 
+from ._nocopy import NoCopy
 from ._validate import count
 
 UINT64 = (1 << 64) - 1
 MAX_STEP = sys.maxsize
+# Memory follows the size (8 bytes a counter); the policies keep a few dozen.
+MAX_COUNTERS = 1024
 
 
-class Counters:
+class Counters(NoCopy):
     """``size`` lifetime counters, counted by index and read all at once.
 
     The policies keep their statistics here, so a compiled wrapper counts
@@ -22,7 +25,7 @@ class Counters:
     __slots__ = ("_lock", "_size", "_values")
 
     def __init__(self, size: int) -> None:
-        self._size = count("size", size)
+        self._size = count("size", size, maximum=MAX_COUNTERS)
         self._values = [0] * self._size
         self._lock = threading.Lock()
 

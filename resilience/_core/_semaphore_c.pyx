@@ -1,7 +1,9 @@
+# cython: auto_pickle=False
 """Bulkhead counter, compiled twin of ``_semaphore_py.py``."""
 
 cimport cython
 
+from resilience._core._nocopy import refuse_copy
 from resilience._core._validate import count
 
 
@@ -14,6 +16,8 @@ cdef class SemaphoreCore:
     hand over. The queue itself and the waking belong to the ``Bulkhead``
     policy, which calls the queue methods under a lock of its own.
     """
+
+    __reduce_ex__ = refuse_copy  # neither copied nor pickled
 
     def __init__(self, limit):
         self._limit = count("limit", limit)

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import threading
 
+from ._nocopy import NoCopy
 from ._validate import count
 
 
-class SemaphoreCore:
+class SemaphoreCore(NoCopy):
     """At most ``limit`` permits out at once; counts what it grants and refuses.
 
     It also counts the callers queued for a permit (``waiting``), so that a

@@ -1,3 +1,4 @@
+# cython: auto_pickle=False
 """Latency sketch, compiled twin of ``_sketch_py.py`` (see there for the idea)."""
 
 cimport cython
@@ -12,9 +13,10 @@ from resilience._core._slices_c cimport slice_of, slot_of
 from resilience._core._sketch_py import COUNT_LIMIT
 from resilience._core._sketch_py import MAX_VALUE as _MAX_VALUE
 from resilience._core._sketch_py import MIN_VALUE as _MIN_VALUE
-from resilience._core._sketch_py import bucket_range
+from resilience._core._nocopy import refuse_copy
+from resilience._core._sketch_py import bucket_range, check_window_memory
 from resilience._core._validate import clock as check_clock
-from resilience._core._validate import count, positive
+from resilience._core._validate import count, positive, slice_width
 from resilience._core._validate import quantile as check_quantile
 from resilience._core._validate import relative_error as check_relative_error
 
@@ -30,6 +32,8 @@ cdef class LatencySketch:
     from ``MIN_VALUE`` to ``MAX_VALUE``), and never outside the exact minimum
     and maximum. Sketches with the same relative error merge exactly.
     """
+
+    __reduce_ex__ = refuse_copy  # neither copied nor pickled
 
     def __cinit__(self, *args, **kwargs):
         self._counts = NULL
@@ -197,8 +201,11 @@ cdef class LatencyWindow:
     A value lands in the slice ``floor(now / width)``; a query merges the
     slices of the last ``duration`` seconds (whole slices, the current one
     included). A reading from the past counts as the latest time seen.
-    Memory is ``buckets`` sketches, fixed when the window is made.
+    Memory is ``buckets`` sketches, fixed when the window is made and
+    bounded (``MAX_WINDOW_COUNTS``); a slice is at least a microsecond wide.
     """
+
+    __reduce_ex__ = refuse_copy  # neither copied nor pickled
 
     def __cinit__(self, *args, **kwargs):
         self._epochs = NULL
@@ -206,15 +213,18 @@ cdef class LatencyWindow:
     def __init__(self, duration, buckets=6, relative_error=0.01, *, clock=None):
         self._duration = positive("duration", duration)
         cdef Py_ssize_t n = count("buckets", buckets)
-        slots = [LatencySketch(relative_error) for _ in range(n)]
+        error = check_relative_error(relative_error)
+        check_window_memory(n, error)
+        cdef double width = slice_width("duration", self._duration, n, "buckets")
         self._clock = check_clock(clock)
+        slots = [LatencySketch(error) for _ in range(n)]
         PyMem_Free(self._epochs)
         self._epochs = <long long*>PyMem_Calloc(n, sizeof(long long))
         if self._epochs is NULL:
             raise MemoryError()
         self._slots = slots
         self._buckets = n
-        self._width = self._duration / n
+        self._width = width
         self._latest = slice_of(read_now(self._clock, None), self._width)
         self._expire_all()
 

@@ -15,8 +15,9 @@ import threading
 from collections.abc import Callable
 
 from ._clock_py import read_now
+from ._nocopy import NoCopy
 from ._validate import clock as check_clock
-from ._validate import count, non_negative_finite, positive
+from ._validate import count, non_negative_finite, positive, slice_width
 from ._validate import quantile as check_quantile
 from ._validate import relative_error as check_relative_error
 from ._window_py import slice_of
@@ -26,6 +27,10 @@ from ._window_py import slice_of
 MIN_VALUE = 1e-9
 MAX_VALUE = 1e6
 COUNT_LIMIT = 2**64 - 1  # the compiled twin's unsigned 64-bit counts
+# A LatencyWindow's memory follows its slices times their sketches' counts:
+# at most this many counts in all (8 MiB), which still allows the default 6
+# slices at the finest relative error.
+MAX_WINDOW_COUNTS = 1 << 20
 
 
 def bucket_range(a: float) -> tuple[float, float, int, int]:
@@ -37,7 +42,19 @@ def bucket_range(a: float) -> tuple[float, float, int, int]:
     return gamma, log_gamma, lowest, highest - lowest + 1
 
 
-class LatencySketch:
+def check_window_memory(buckets: int, relative_error: float) -> None:
+    """Refuse a window of ``buckets`` slices whose sketches would pass MAX_WINDOW_COUNTS."""
+    per_slice = bucket_range(relative_error)[3]
+    most = MAX_WINDOW_COUNTS // per_slice
+    if buckets > most:
+        raise ValueError(
+            f"buckets must be <= {most} with relative_error={relative_error!r} (each slice"
+            f" keeps a sketch of {per_slice} counts, a window at most {MAX_WINDOW_COUNTS}),"
+            f" got {buckets!r}"
+        )
+
+
+class LatencySketch(NoCopy):
     """Quantiles of non-negative values within a fixed relative error.
 
     ``quantile(q)`` estimates the value at 0-based rank ``floor(q * (n - 1))``
@@ -195,13 +212,14 @@ class LatencySketch:
         )
 
 
-class LatencyWindow:
+class LatencyWindow(NoCopy):
     """A ``LatencySketch`` of the last ``duration`` seconds, kept in ``buckets`` time slices.
 
     A value lands in the slice ``floor(now / width)``; a query merges the
     slices of the last ``duration`` seconds (whole slices, the current one
     included). A reading from the past counts as the latest time seen.
-    Memory is ``buckets`` sketches, fixed when the window is made.
+    Memory is ``buckets`` sketches, fixed when the window is made and
+    bounded (``MAX_WINDOW_COUNTS``); a slice is at least a microsecond wide.
     """
 
     __slots__ = (
@@ -225,9 +243,11 @@ class LatencyWindow:
     ) -> None:
         self._duration = positive("duration", duration)
         self._buckets = count("buckets", buckets)
-        self._slots = [LatencySketch(relative_error) for _ in range(self._buckets)]
-        self._width = self._duration / self._buckets
+        error = check_relative_error(relative_error)
+        check_window_memory(self._buckets, error)
+        self._width = slice_width("duration", self._duration, self._buckets, "buckets")
         self._clock = check_clock(clock)
+        self._slots = [LatencySketch(error) for _ in range(self._buckets)]
         self._lock = threading.Lock()
         self._latest = slice_of(read_now(self._clock, None), self._width)
         self._epochs = [self._latest - self._buckets] * self._buckets  # all expired

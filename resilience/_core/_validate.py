@@ -48,6 +48,17 @@ def positive(name: str, value: Any) -> float:
     return result
 
 
+def capacity(name: str, value: Any) -> float:
+    """A bucket's size in tokens: finite and >= 1, for a call takes one token."""
+    result = number(name, value)
+    if not 1.0 <= result < math.inf:
+        raise ValueError(
+            f"{name} must be a finite number >= 1 (a bucket that cannot hold one token"
+            f" never grants a call), got {value!r}"
+        )
+    return result
+
+
 def non_negative(name: str, value: Any) -> float:
     """A number >= 0; infinity allowed (waits: 0 means do not wait, inf forever)."""
     result = number(name, value)
@@ -72,14 +83,18 @@ def ratio(name: str, value: Any) -> float:
     return result
 
 
-def count(name: str, value: Any, minimum: int = 1) -> int:
-    """An integer >= minimum that fits a C size (bools are not counts)."""
+def count(name: str, value: Any, minimum: int = 1, maximum: int = sys.maxsize) -> int:
+    """An integer in [minimum, maximum] (bools are not counts).
+
+    ``maximum`` is at most a C size; counts that memory follows (window
+    sizes, slice counts) set a lower one.
+    """
     if isinstance(value, bool) or not isinstance(value, int):
         raise TypeError(f"{name} must be an integer, got {value!r}")
     if value < minimum:
         raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}")
-    if value > sys.maxsize:
-        raise ValueError(f"{name} must be an integer <= {sys.maxsize}, got {value!r}")
+    if value > maximum:
+        raise ValueError(f"{name} must be an integer <= {maximum}, got {value!r}")
     return int(value)
 
 
@@ -125,6 +140,33 @@ def relative_error(value: Any) -> float:
     if not 1e-4 <= result <= 0.5:
         raise ValueError(f"relative_error must be in [0.0001, 0.5], got {value!r}")
     return result
+
+
+# Time windows number their slices floor(now / width), clamped to +-2**61 so
+# that slice numbers fit a C int64; past the clamp a window stops expiring.
+# One-microsecond slices reach it after 73,000 years of clock readings,
+# 1e-15 s ones after 38 minutes.
+MIN_SLICE_WIDTH = 1e-6
+
+
+def slice_width(name: str, duration: float, buckets: int, buckets_name: str | None = None) -> float:
+    """The width of a time window's slices, ``duration / buckets``: at least MIN_SLICE_WIDTH.
+
+    ``name`` is the argument that gave the (checked) duration, ``buckets_name``
+    the one that gave the slice count, or None when the window chose it.
+    """
+    width = duration / buckets
+    if width >= MIN_SLICE_WIDTH:
+        return width
+    if buckets_name is None:
+        raise ValueError(
+            f"{name} must be at least {MIN_SLICE_WIDTH} s for each of its {buckets} slices,"
+            f" got {duration!r}"
+        )
+    raise ValueError(
+        f"{name} / {buckets_name} (the width of a slice) must be >= {MIN_SLICE_WIDTH} s,"
+        f" got {name}={duration!r}, {buckets_name}={buckets!r}"
+    )
 
 
 def quantile(name: str, value: Any) -> float:

@@ -30,6 +30,11 @@ cdef extern from "Python.h":
     ctypedef struct AsyncMethods "PyAsyncMethods":
         unaryfunc am_await
         sendfunc am_send
+    # A type's own constructor slot: ``kind.__new__(kind, *args)`` with no
+    # attribute lookup and no ``__new__`` wrapper in between.
+    ctypedef object (*newfunc)(object kind, object args, PyObject* kwargs)
+    ctypedef struct NewTypeSlots "PyTypeObject":
+        newfunc tp_new
     ctypedef struct AsyncTypeSlots "PyTypeObject":
         AsyncMethods* tp_as_async
         unaryfunc tp_iternext

@@ -1,3 +1,4 @@
+# cython: auto_pickle=False
 """Sliding outcome windows, compiled twins of ``_window_py.py``.
 
 Both keep running totals, adding on record and subtracting on evict, so a
@@ -16,9 +17,10 @@ from libc.string cimport memset
 from resilience._core._clock_c cimport read_now
 from resilience._core._slices_c cimport slice_of, slot_of
 
+from resilience._core._nocopy import refuse_copy
 from resilience._core._validate import clock as check_clock
-from resilience._core._validate import count, outcome_counts, positive
-from resilience._core._window_py import COUNT_LIMIT
+from resilience._core._validate import count, outcome_counts, positive, slice_width
+from resilience._core._window_py import COUNT_LIMIT, MAX_TIME_SLICES, MAX_WINDOW_CALLS
 from resilience._core._window_py import default_buckets
 
 cdef enum:
@@ -31,6 +33,8 @@ cdef object MAX_COUNT = PY_SSIZE_T_MAX
 
 cdef class OutcomeWindow:
     """What BreakerCore needs of a window: record, advance to a time, clear."""
+
+    __reduce_ex__ = refuse_copy  # neither copied nor pickled
 
     cdef void _clear(self) noexcept:
         self._calls = 0
@@ -51,7 +55,7 @@ cdef class CountWindow(OutcomeWindow):
         self._ring = NULL
 
     def __init__(self, size):
-        cdef Py_ssize_t n = count("size", size)
+        cdef Py_ssize_t n = count("size", size, maximum=MAX_WINDOW_CALLS)
         if self._ring is not NULL:
             PyMem_Free(self._ring)
         self._ring = <unsigned char*>PyMem_Malloc(n)
@@ -119,7 +123,8 @@ cdef class TimeWindow(OutcomeWindow):
 
     A call lands in the slice ``floor(now / width)``; slices older than the
     window are subtracted from the totals as time moves past them. By default
-    a slice is one second wide, with at least 10 and at most 100 slices.
+    a slice is one second wide, with at least 10 and at most 100 slices; a
+    slice is never narrower than a microsecond.
     """
 
     def __cinit__(self, *args, **kwargs):
@@ -127,9 +132,14 @@ cdef class TimeWindow(OutcomeWindow):
 
     def __init__(self, duration, buckets=None, *, clock=None):
         self._duration = positive("duration", duration)
+        cdef Py_ssize_t n
+        cdef double width
         if buckets is None:
-            buckets = default_buckets(self._duration)
-        cdef Py_ssize_t n = count("buckets", buckets)
+            n = default_buckets(self._duration)
+            width = slice_width("duration", self._duration, n)
+        else:
+            n = count("buckets", buckets, maximum=MAX_TIME_SLICES)
+            width = slice_width("duration", self._duration, n, "buckets")
         self._clock = check_clock(clock)
         if self._counts is not NULL:
             PyMem_Free(self._counts)
@@ -138,7 +148,7 @@ cdef class TimeWindow(OutcomeWindow):
         if self._counts is NULL:
             raise MemoryError()
         self._buckets = n
-        self._width = self._duration / n
+        self._width = width
         self._clear()
         self._epoch = slice_of(read_now(self._clock, None), self._width)
 

@@ -14,22 +14,27 @@ from math import floor
 from time import monotonic
 
 from ._clock_py import read_now
+from ._nocopy import NoCopy
 from ._validate import clock as check_clock
-from ._validate import count, outcome_counts, positive
+from ._validate import count, outcome_counts, positive, slice_width
 
 FAILURE = 1
 SLOW = 2
 SLICE_LIMIT = 2.0**61
 COUNT_LIMIT = 2**63 - 1  # the compiled twin's signed 64-bit totals
+# Memory follows these settings (a byte per call; 24 bytes per slice,
+# compiled): refused above 1 MB and 2.4 MB.
+MAX_WINDOW_CALLS = 1_000_000
+MAX_TIME_SLICES = 100_000
 
 
-class CountWindow:
+class CountWindow(NoCopy):
     """The last ``size`` calls: a ring of one byte per call (failure and slow bits)."""
 
     __slots__ = ("_calls", "_failures", "_filled", "_head", "_lock", "_ring", "_size", "_slow")
 
     def __init__(self, size: int) -> None:
-        self._size = count("size", size)
+        self._size = count("size", size, maximum=MAX_WINDOW_CALLS)
         self._ring = bytearray(self._size)
         self._lock = threading.Lock()
         self._clear()
@@ -112,12 +117,13 @@ class CountWindow:
         )
 
 
-class TimeWindow:
+class TimeWindow(NoCopy):
     """The calls of the last ``duration`` seconds, in ``buckets`` fixed time slices.
 
     A call lands in the slice ``floor(now / width)``; slices older than the
     window are subtracted from the totals as time moves past them. By default
-    a slice is one second wide, with at least 10 and at most 100 slices.
+    a slice is one second wide, with at least 10 and at most 100 slices; a
+    slice is never narrower than a microsecond.
     """
 
     __slots__ = (
@@ -144,9 +150,11 @@ class TimeWindow:
     ) -> None:
         self._duration = positive("duration", duration)
         if buckets is None:
-            buckets = default_buckets(self._duration)
-        self._buckets = count("buckets", buckets)
-        self._width = self._duration / self._buckets
+            self._buckets = default_buckets(self._duration)
+            self._width = slice_width("duration", self._duration, self._buckets)
+        else:
+            self._buckets = count("buckets", buckets, maximum=MAX_TIME_SLICES)
+            self._width = slice_width("duration", self._duration, self._buckets, "buckets")
         self._clock = check_clock(clock)
         self._lock = threading.Lock()
         self._clear()

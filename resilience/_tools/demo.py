@@ -7,8 +7,9 @@ again — its errors and latency injected by seeded ``Chaos``. Each request
 goes through ``Pipeline(limiter, retry, breaker, bulkhead)``. An error
 budget with alert windows scaled down to the demo, a latency budget, a
 health check that isolates the breaker while the downstream is down, and a
-degradation manager watch. One line of the live view a second (of demo
-time), then a summary. ``--scale`` stretches or shrinks the whole run.
+degradation manager watch. A legend of the columns, one line of the live
+view a second (of demo time), then a summary. ``--scale`` stretches or
+shrinks the whole run.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import argparse
 import asyncio
 import sys
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TextIO
 
@@ -51,6 +53,12 @@ PHASES = (
     Phase("healthy", 5.0, 150.0, 0.01, 0.010, 0.005),
 )
 
+# The objectives the budgets watch (and the legend quotes).
+SLO = 0.9  # of the requests ok
+SLO_WINDOW = 60.0  # seconds
+P99_THRESHOLD = 0.2  # seconds
+P99_WINDOW = 3.0  # seconds
+
 # Multiwindow burn-rate rules in the SRE workbook's shape, shrunk to fit a
 # 20-second run; a 90% SLO cannot burn faster than 10.
 DEMO_RULES = (
@@ -58,15 +66,58 @@ DEMO_RULES = (
     AlertRule("ticket", 20.0, 5.0, 2.0),
 )
 
-OUTCOMES: dict[type[Exception], str] = {
-    CircuitOpenError: "circuit open",
-    RateLimitExceeded: "rate limited",
-    BulkheadFullError: "bulkhead full",
-    InjectedFault: "failed",
+# How a request can end other than ok: its label -> (the error that ends it,
+# what the label means). The summary counts each request under one label.
+NOT_OK: dict[str, tuple[type[Exception], str]] = {
+    "circuit open": (CircuitOpenError, "refused by the breaker"),
+    "rate limited": (RateLimitExceeded, "refused by the rate limiter"),
+    "bulkhead full": (BulkheadFullError, "refused by the bulkhead"),
+    "failed": (InjectedFault, "the downstream's error, after the retries"),
 }
+NOT_OK_ERRORS = tuple(error for error, _ in NOT_OK.values())
 
 
-REFUSALS = tuple(OUTCOMES)
+@dataclass(frozen=True)
+class Column:
+    """A column of the live view: its title, its width, and what it shows."""
+
+    title: str
+    width: int
+    meaning: str
+    numeric: bool = True  # numbers align right, words left
+
+
+COLUMNS = (
+    Column("time", 6, "seconds since the start"),
+    Column("phase", 10, "what the simulated downstream is doing", numeric=False),
+    Column("ok%", 5, "of all the requests finished so far, the share that ended ok"),
+    Column("breaker", 11, "the circuit breaker's state", numeric=False),
+    Column("active/queued", 13, "calls inside the bulkhead / waiting to enter it, now"),
+    Column("retries", 7, "retries so far (attempts after a request's first)"),
+    Column("limited", 7, "requests the rate limiter refused so far"),
+    Column(
+        "budget",
+        6,
+        f"error budget left (SLO {SLO:.0%} ok over {SLO_WINDOW:.0f} s); below 0% overspent",
+    ),
+    Column(
+        "burn 1s",
+        7,
+        f"burn rate of the last second: at 1.0 the budget lasts {SLO_WINDOW:.0f} s;"
+        f" {1 / (1 - SLO):.0f}: nothing ok",
+    ),
+    Column("p99", 6, f"99th-percentile latency over the last {P99_WINDOW:.0f} s"),
+    Column("health", 8, "the health check's status; DOWN forces the breaker open", numeric=False),
+    Column("level", 8, "the degradation level", numeric=False),
+)
+
+
+def row(cells: Sequence[str]) -> str:
+    """A line of the live view: each cell padded to its column's width."""
+    return "  ".join(
+        cell.rjust(column.width) if column.numeric else cell.ljust(column.width)
+        for column, cell in zip(COLUMNS, cells, strict=True)
+    ).rstrip()
 
 
 class Demo:
@@ -104,8 +155,10 @@ class Demo:
             name="downstream",
         )
         self.pipeline = Pipeline(self.limiter, self.retry, self.breaker, self.bulkhead)
-        self.errors = ErrorBudget(0.9, window=60.0, rules=DEMO_RULES, name="availability")
-        self.latency = LatencyBudget(0.2, quantile=0.99, window=3.0, name="p99")
+        self.errors = ErrorBudget(SLO, window=SLO_WINDOW, rules=DEMO_RULES, name="availability")
+        self.latency = LatencyBudget(
+            P99_THRESHOLD, quantile=0.99, window=P99_WINDOW, name="p99"
+        )
         self.check = HealthCheck(
             "downstream",
             self.ping,
@@ -120,7 +173,7 @@ class Demo:
         self.degradation.trigger_when(
             lambda: any(a.severity == "page" for a in self.errors.alerts()), "critical"
         )
-        self.outcomes = dict.fromkeys(["ok", *OUTCOMES.values()], 0)
+        self.outcomes = dict.fromkeys(["ok", *NOT_OK], 0)
         self.changes: list[str] = []
         self.started = time.monotonic()
         self.breaker.on_state_change(
@@ -151,8 +204,8 @@ class Demo:
         start = time.monotonic()
         try:
             await self.pipeline.acall(self.downstream)
-        except REFUSALS as exc:
-            outcome = next(o for kind, o in OUTCOMES.items() if isinstance(exc, kind))
+        except NOT_OK_ERRORS as exc:
+            outcome = next(label for label, (error, _) in NOT_OK.items() if isinstance(exc, error))
         else:
             outcome = "ok"
         self.outcomes[outcome] += 1
@@ -161,7 +214,7 @@ class Demo:
             self.latency.record(time.monotonic() - start)
 
     async def run(self) -> None:
-        self.header()
+        self.legend()
         view = asyncio.create_task(self.live_view())
         await self.health.astart()
         requests: set[asyncio.Task[None]] = set()
@@ -192,26 +245,38 @@ class Demo:
             await asyncio.sleep(self.scale)
             self.line()
 
-    def header(self) -> None:
+    def legend(self) -> None:
+        """What each column shows, then the header of the live view."""
+        width = max(len(column.title) for column in COLUMNS)
         print(
-            "  time  phase        ok%  breaker      active/queued  retries  limited"
-            "  budget  burn 1s   p99  health    level",
+            f"One line every {self.scale:g} s, changes noted beneath it. The columns:",
             file=self.out,
         )
+        for column in COLUMNS:
+            print(f"  {column.title:<{width}}  {column.meaning}", file=self.out)
+        print(file=self.out)
+        print(row([column.title for column in COLUMNS]), file=self.out)
 
     def line(self) -> None:
         self.degradation.evaluate()
         done = sum(self.outcomes.values())
         ok = 100.0 * self.outcomes["ok"] / done if done else 100.0
         bulkhead = self.bulkhead.stats
-        print(
-            f"{self.now():5.1f}s  {self.phase.name:<10} {ok:5.1f}  {self.breaker.state.value:<11}"
-            f"  {bulkhead.active:>6}/{bulkhead.waiting:<6}  {self.retry.stats.retries:>7}"
-            f"  {self.limiter.stats.rejected:>7}  {100 * self.errors.remaining:5.0f}%"
-            f"  {self.errors.burn_rate(1.0):7.1f}  {milliseconds(self.latency.quantile(0.99))}"
-            f"  {self.check.status.value:<8}  {self.degradation.level}",
-            file=self.out,
-        )
+        cells = [
+            f"{self.now():.1f}s",
+            self.phase.name,
+            f"{ok:.1f}",
+            self.breaker.state.value,
+            f"{bulkhead.active:>6}/{bulkhead.waiting:<6}",
+            str(self.retry.stats.retries),
+            str(self.limiter.stats.rejected),
+            f"{100 * self.errors.remaining:.0f}%",
+            f"{self.errors.burn_rate(1.0):.1f}",
+            milliseconds(self.latency.quantile(0.99)),
+            self.check.status.value,
+            self.degradation.level,
+        ]
+        print(row(cells), file=self.out)
         for change in self.changes:
             print(f"        {change}", file=self.out)
         self.changes.clear()
@@ -220,29 +285,41 @@ class Demo:
     def summary(self) -> None:
         out = self.out
         total = sum(self.outcomes.values())
+        ok = self.outcomes["ok"]
+
+        def share(n: int) -> str:
+            return f"({100 * n / max(total, 1):.1f}%)"
+
         print("\nsummary", file=out)
+        # Every request is counted once: ok, or not ok under how it ended.
         print(f"  requests        {total}", file=out)
-        for outcome, n in self.outcomes.items():
-            print(f"    {outcome:<13} {n:>6}  ({100 * n / max(total, 1):.1f}%)", file=out)
+        print(f"    ok              {ok:>6}  {share(ok)}", file=out)
+        print(f"    not ok          {total - ok:>6}  {share(total - ok)}", file=out)
+        for label, (_, meaning) in NOT_OK.items():
+            n = self.outcomes[label]
+            print(f"      {label:<13} {n:>6}  {share(n):<8}  {meaning}", file=out)
         b = self.breaker.stats
         moves = ", ".join(
             f"{old.value}->{new.value} x{n}" for (old, new), n in self.breaker.transitions.items()
         )
-        print(f"  breaker         {b.state.value}; {b.rejected} rejected; {moves}", file=out)
-        print(f"  bulkhead        {self.bulkhead.stats.rejected} refused", file=out)
+        print(f"  breaker         {b.state.value}; {b.rejected} calls refused; {moves}", file=out)
+        print(f"  bulkhead        {self.bulkhead.stats.rejected} calls refused", file=out)
         r = self.retry.stats
         print(f"  retry           {r.attempts} attempts, {r.retries} of them retries", file=out)
         injected = sum(fault.stats.error for fault in self.faults.values())
-        print(f"  chaos           {injected} errors injected", file=out)
+        print(
+            f"  chaos           {injected} errors injected (into attempts and health pings)",
+            file=out,
+        )
         e = self.errors.stats
         print(
-            f"  error budget    {100 * e.remaining:.0f}% left ({e.bad} bad of {e.total},"
-            f" SLO {self.errors.slo:.0%} over {self.errors.window:.0f} s)",
+            f"  error budget    {100 * e.remaining:.0f}% left: {e.bad} not ok of {e.total}"
+            f" requests (SLO {e.slo:.0%} ok over {e.window:.0f} s)",
             file=out,
         )
         print(
             f"  latency budget  p99 {milliseconds(self.latency.quantile(0.99))} over the last"
-            f" {self.latency.window:.0f} s (threshold {1000 * self.latency.threshold:.0f} ms)",
+            f" {self.latency.window:.0f} s (threshold {milliseconds(self.latency.threshold)})",
             file=out,
         )
         print(
@@ -251,8 +328,8 @@ class Demo:
 
 
 def milliseconds(seconds: float) -> str:
-    """``0.0123`` -> ``"  12ms"``; NaN (no latency in the window) -> ``"    -"``."""
-    return f"{1000 * seconds:4.0f}ms" if seconds == seconds else "    - "
+    """``0.0123`` -> ``"12ms"``; NaN (no latency in the window) -> ``"-"``."""
+    return f"{1000 * seconds:.0f}ms" if seconds == seconds else "-"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

@@ -25,6 +25,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any, TypeAlias
 
 from .._bounded import Outcome, Scope, Worker, wait_time
+from .._core._nocopy import NoCopy
 from .._core._validate import clock as check_clock
 from .._core._validate import count, non_negative, positive
 from .._policy import NEVER_FAILURES, add_listener, logger, notify
@@ -101,7 +102,7 @@ class _Run:
         self.task: asyncio.Future[Any] | None = None
 
 
-class HealthCheck:
+class HealthCheck(NoCopy):
     """One probe and the status its results add up to.
 
     ``probe()`` (sync or async) returns ``True`` / ``HealthStatus.UP`` (a
@@ -129,9 +130,12 @@ class HealthCheck:
     it) is skipped and counts as nothing. Either way it returns the status.
 
     ``interval`` (real seconds) is how often a started ``HealthChecker``
-    runs the check. ``isolate=`` a ``CircuitBreaker``: it is forced open
-    while the check is ``DOWN`` and reset when the check leaves ``DOWN``.
-    ``clock`` measures ``last_duration`` and dates ``since``.
+    runs the check. ``isolate=`` a ``CircuitBreaker``: the check puts a hold
+    named after itself on it while ``DOWN`` (every call refused) and lifts
+    that hold when it leaves ``DOWN``; the breaker's own state, what traffic
+    and an operator made it, is neither touched nor reset, and another
+    check's hold stays on (checks isolating one breaker need distinct
+    names). ``clock`` measures ``last_duration`` and dates ``since``.
     """
 
     __slots__ = (
@@ -139,7 +143,6 @@ class HealthCheck:
         "_clock",
         "_failures",
         "_is_async",
-        "_isolated",
         "_isolating",
         "_last_duration",
         "_last_error",
@@ -188,7 +191,6 @@ class HealthCheck:
         self._is_async = _is_coroutine_function(probe)
         self._lock = threading.Lock()
         self._isolating = threading.Lock()
-        self._isolated = False  # whether this check forced ``isolate`` open
         self._busy: _Run | None = None
         self._status = HealthStatus.UNKNOWN
         self._failures = 0
@@ -464,17 +466,16 @@ class HealthCheck:
     def _changed(self, old: HealthStatus, new: HealthStatus) -> None:
         isolate = self.isolate
         if isolate is not None:
-            # Two changes can be announced at once (a timed-out run settling
-            # beside a new one): act on the status as it is now, one at a time,
-            # so the breaker ends forced open exactly while the check is DOWN.
+            # Changes of overlapping runs can be announced out of order (a
+            # timed-out run's DOWN after a newer run's UP): act on the status
+            # as it is now, not on ``new``, one announcement at a time, so the
+            # hold is on exactly while the check is DOWN.
             with self._isolating:
-                down = self._status is HealthStatus.DOWN
                 try:
-                    if down and not self._isolated:
-                        isolate.force_open()
-                    elif not down and self._isolated:
-                        isolate.reset()
-                    self._isolated = down
+                    if self._status is HealthStatus.DOWN:
+                        isolate.hold(self.name)
+                    else:
+                        isolate.lift_hold(self.name)
                 except Exception:
                     logger.exception("health check %r: isolating %r failed", self.name, isolate)
         notify(self._listeners, self.name, old, new)

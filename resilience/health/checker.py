@@ -11,6 +11,7 @@ from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 from .._bounded import wait_time
+from .._core._nocopy import NoCopy
 from .._policy import add_listener, logger, notify
 from .check import ChangeListener, HealthCheck, _Run
 from .status import HealthStatus
@@ -18,7 +19,7 @@ from .status import HealthStatus
 __all__ = ["HealthChecker"]
 
 
-class HealthChecker:
+class HealthChecker(NoCopy):
     """Many checks: run them, aggregate their statuses, report on them.
 
     ``checks`` are ``HealthCheck``s with distinct names; ``groups`` maps a
