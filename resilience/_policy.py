@@ -559,24 +559,30 @@ def _block_end(owner: object, steps: Steps, exc: BaseException | None) -> bool:
 # -- the policies' base ---------------------------------------------------------------------
 
 
-class AsyncCall(functools.partial):  # type: ignore[type-arg]
+class _Decorated(functools.partial):  # type: ignore[type-arg]
+    """A decorator's result that behaves as a function: it binds like one (so
+    it decorates methods too) and is pickled by reference (its module and
+    qualified name, so a decorated module-level function crosses to worker
+    processes); copying gives the object itself."""
+
+    def __get__(self, instance: object, owner: type | None = None) -> Any:
+        return self if instance is None else MethodType(self, instance)
+
+    def __reduce__(self) -> str:
+        return str(self.__qualname__)  # type: ignore[attr-defined]
+
+
+class AsyncCall(_Decorated):
     """An async function bound to its policy and function: the async decorator's result.
 
     Calling it makes the coroutine itself, so a decorated call is one
     coroutine deep, not two. ``inspect.iscoroutinefunction`` sees through
-    partials; ``__get__`` makes it bind like a function, so it decorates
-    methods too.
+    partials.
     """
 
-    def __get__(self, instance: object, owner: type | None = None) -> Any:
-        return self if instance is None else MethodType(self, instance)
 
-
-class SyncCall(functools.partial):  # type: ignore[type-arg]
+class SyncCall(_Decorated):
     """``policy.call`` bound to one function: the sync decorator's generic result."""
-
-    def __get__(self, instance: object, owner: type | None = None) -> Any:
-        return self if instance is None else MethodType(self, instance)
 
 
 class Policy(NoCopy):

@@ -23,6 +23,7 @@ import inspect
 import types
 import warnings
 from collections.abc import Generator, Iterator
+from typing import Any
 
 import pytest
 
@@ -265,6 +266,69 @@ def test_breaker_calls_bind_as_methods(policy_impl):
             return self.n + k
 
     assert asyncio.run(Client().get(1)) == 6
+
+
+def opened_with_one_probe_due_later() -> tuple[CircuitBreaker, FakeClock]:
+    """An OPEN breaker whose single half-open probe is free once the clock passes 1000 s."""
+    clock = FakeClock()
+    b = breaker(half_open_calls=1, clock=clock)
+    for _ in range(2):
+        assert b.allow()
+        b.record_failure()
+    return b, clock
+
+
+def test_a_call_made_while_open_runs_if_let_through_when_awaited(policy_impl):
+    b, clock = opened_with_one_probe_due_later()
+    seen = []
+
+    @b
+    async def f(x: int, *, plus: int) -> int:
+        seen.append((x, plus))
+        return x + plus
+
+    pending = f(1, plus=2)  # open now: refused if it were awaited now
+    clock.advance(1000.0)  # by the await, the probe is free
+    assert asyncio.run(_await(pending)) == 3
+    assert seen == [(1, 2)]
+    assert b.state is CircuitState.CLOSED
+
+
+def test_a_call_made_while_open_and_closed_unawaited_leaves_nothing(policy_impl):
+    b, clock = opened_with_one_probe_due_later()
+
+    @b
+    async def f() -> None:
+        raise AssertionError("never runs")
+
+    with no_coroutine_left_unawaited():
+        pending = f()
+        clock.advance(1000.0)
+        pending.close()
+    assert probe_is_free(b)
+
+
+def test_bad_arguments_found_at_the_await_give_the_probe_back(policy_impl):
+    b, clock = opened_with_one_probe_due_later()
+
+    @b
+    async def f(x: int) -> int:
+        return x
+
+    if policy_impl.IMPLEMENTATION == "python":  # it makes the coroutine at once, like a plain call
+        with pytest.raises(TypeError):
+            f(1, 2)  # type: ignore[call-arg]
+        return
+    pending = f(1, 2)  # type: ignore[call-arg]  # refused when called: no coroutine made yet
+    clock.advance(1000.0)
+    with pytest.raises(TypeError):
+        asyncio.run(_await(pending))
+    assert probe_is_free(b)
+    assert b.stats.total_failures == 2  # the bad call is not a failure of the service
+
+
+async def _await(awaitable: Any) -> Any:
+    return await awaitable
 
 
 # -- RateLimiter ---------------------------------------------------------------

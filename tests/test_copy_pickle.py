@@ -4,12 +4,17 @@ Each holds live state of one process; ``copy.copy``, ``copy.deepcopy`` and
 ``pickle.dumps`` (any protocol) raise a TypeError that names the class and
 says so, rather than sharing half of that state, or failing somewhere inside
 it (a lock that cannot be pickled, a C pointer Cython cannot convert).
+
+A decorated function behaves as a function: it is pickled by reference (its
+module and qualified name: the unpickled object is the same one, with its
+policy), and a copy is the object itself. A call under way is refused.
 """
 
 from __future__ import annotations
 
 import copy
 import pickle
+import sys
 from collections.abc import Callable
 from types import SimpleNamespace
 from typing import Any
@@ -72,26 +77,12 @@ WRAPPERS: dict[str, Callable[[], object]] = {
     "BulkheadCall": lambda: resilience.Bulkhead(2)(work),
 }
 
-# Classes whose modules are not this change's: their guard is still to come,
-# and these marks must go when it does (strict: a pass fails the run).
-GUARD_TO_COME = {
-    name: pytest.mark.xfail(
-        strict=True, reason=f"{name} has no copy / pickle guard in its module yet"
-    )
-    for name in ("BreakerCore", *WRAPPERS)
-}
-
-
 def work() -> int:
     return 1
 
 
 async def async_work() -> int:
     return 1
-
-
-def marked(names: list[str]) -> list[Any]:
-    return [pytest.param(name, marks=GUARD_TO_COME.get(name, ()), id=name) for name in names]
 
 
 def test_every_core_class_is_covered() -> None:
@@ -102,19 +93,43 @@ def test_every_core_class_is_covered() -> None:
 
 
 @pytest.mark.parametrize("operation", OPERATIONS)
-@pytest.mark.parametrize("name", marked(list(CORE)))
+@pytest.mark.parametrize("name", list(CORE))
 def test_core_objects_refuse(impl: SimpleNamespace, name: str, operation: Any) -> None:
     refused(operation, CORE[name](impl))
 
 
 @pytest.mark.parametrize("operation", OPERATIONS)
-@pytest.mark.parametrize("name", marked(list(WRAPPERS)))
-def test_decorated_functions_refuse(
-    policy_impl: SimpleNamespace, name: str, operation: Any
+@pytest.mark.parametrize("name", list(WRAPPERS))
+def test_decorated_functions_are_kept_by_reference(
+    policy_impl: SimpleNamespace, name: str, operation: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    wrapper = WRAPPERS[name]()
+    wrapper: Any = WRAPPERS[name]()
     assert type(wrapper) is getattr(policy_impl, name)
-    refused(operation, wrapper)
+    # As if the decorator had been applied at the function's definition.
+    monkeypatch.setattr(sys.modules[__name__], wrapper.__qualname__, wrapper)
+    copied = operation(wrapper)
+    if isinstance(copied, bytes):
+        copied = pickle.loads(copied)
+    assert copied is wrapper
+
+
+def test_a_decorated_function_that_is_not_where_its_name_says_is_not_pickled() -> None:
+    wrapper = resilience.CircuitBreaker()(work)  # module-level ``work`` is another object
+    with pytest.raises(pickle.PicklingError):
+        pickle.dumps(wrapper)
+
+
+@pytest.mark.parametrize("operation", OPERATIONS)
+@pytest.mark.parametrize("name", ["AsyncBreakerCall", "AsyncLimiterCall", "AsyncRetryCall"])
+def test_a_call_under_way_is_refused(
+    policy_impl: SimpleNamespace, operation: Any, name: str
+) -> None:
+    pending: Any = WRAPPERS[name]()()
+    try:
+        with pytest.raises(TypeError, match="cannot be copied or pickled"):
+            operation(pending)
+    finally:
+        pending.close()
 
 
 def test_core_refusal_is_the_same_on_both_twins(twins: tuple[SimpleNamespace, ...]) -> None:

@@ -5,7 +5,9 @@ arguments, each with its own clock, drives both with the same operations
 (time moving by the same amounts on both clocks) and after every step compares
 everything either object lets one observe: return values, raised exception
 types and messages, state, generation, counters, windows, token counts and the
-listener's log. Floats must be equal bit for bit (docs/architecture.md, "Twins":
+listener's log. Both clocks start at the same time, drawn from ordinary times
+and from extreme ones on both sides of zero (-1e12 to 1e12): some divergences
+show only far from zero. Floats must be equal bit for bit (docs/architecture.md, "Twins":
 "the twins compute the same floats"), so they are compared by ``repr``: NaN equals NaN, ``0.0``
 does not equal ``-0.0``.
 
@@ -39,12 +41,11 @@ Logs = tuple[list[Any], list[Any]]
 STATE_NAMES = ("CLOSED", "OPEN", "HALF_OPEN", "FORCED_OPEN", "DISABLED")
 CLOSED, OPEN, HALF_OPEN, FORCED_OPEN, DISABLED = range(5)
 
-# Earlier than any time the strategies produce (clock starts >= -50, offsets
-# of a few scales, absolute times >= -100), and small enough that
-# ``PAST / slice_width`` stays a modest integer. A read at PAST peeks: the
-# breaker clamps it to the latest time it has seen, the bucket does not refill
-# backwards, and a time window does not move back.
-PAST = -1e9
+# How much earlier than the clock's start, or than -100 s, a peek reads (see
+# ``Pair.past``): before any time the strategies give an object (offsets of a few
+# of its scales from its clock, absolute times >= -100), and small enough that
+# ``past / slice_width`` stays an integer a double holds exactly.
+PEEK_DISTANCE = 1e9
 
 
 # -- comparing ------------------------------------------------------------------------
@@ -118,6 +119,10 @@ class Pair:
         self.c = compiled
         self.p = pure
         self.clocks = clocks
+        # A read at ``past`` peeks: the breaker clamps it to the latest time it
+        # has seen, the bucket does not refill backwards, a time window does not
+        # move back.
+        self.past = min(clocks[0].now, -100.0) - PEEK_DISTANCE
 
     @property
     def now(self) -> float:
@@ -201,7 +206,15 @@ def rows(tag: str, values: Iterable[Any]) -> list[tuple[Any, ...]]:
     return [(tag, value) for value in values]
 
 
-CLOCK_STARTS = st.sampled_from([0.0, 0.1, 1000.5, -50.0, 1e9, 12345.678])
+# The time both clocks start at: ordinary ones, and extremes on both sides of
+# zero, where a divergence may be all there is to see (what rounding can lose
+# grows with the magnitude of the time: the bucket's slack follows ``abs(now)``).
+EXTREME_STARTS = [-1e12, -1e9, -1e6, 1e6, 1e9, 1e12]
+CLOCK_STARTS = st.one_of(
+    st.sampled_from([0.0, 0.1, 1000.5, -50.0, 12345.678]),
+    st.sampled_from(EXTREME_STARTS),
+    st.floats(-1e12, 1e12),
+)
 BAD_NOWS = [math.nan, math.inf, -math.inf, "soon", True, 10**400, [1.0]]
 BAD_READINGS = [math.nan, math.inf, -math.inf, "noon", True, 10**400, 7]
 
@@ -225,6 +238,8 @@ def when_kwargs(spec: Op, pair: Pair, unit: float) -> dict[str, Any]:
         return {}
     if kind == "none":
         return {"now": None}
+    if kind == "past":
+        return {"now": pair.past}
     if kind == "at":
         return {"now": pair.now + spec[1] * unit}
     return {"now": spec[1]}  # "abs", "bad"
@@ -394,8 +409,8 @@ def compare_breakers(pair: Pair, logs: Logs, label: str) -> None:
     for name in BREAKER_PROPS:
         pair.get(label, name)
     pair.check_repr(label)
-    pair.call(label, "retry_after", now=PAST)  # at the latest time seen
-    pair.call(label, "window_totals", now=PAST)
+    pair.call(label, "retry_after", now=pair.past)  # at the latest time seen
+    pair.call(label, "window_totals", now=pair.past)
     expect_same(f"{label}: listener log", logs[0], logs[1])
     pair.check_clocks(label)
 
@@ -523,7 +538,7 @@ def run_breaker(
         pair.with_bad_clock(op[1], lambda: results.append(apply(op[2], label + " (bad clock)")))
         return results[0]
 
-    last_totals = pair.call("start", "window_totals", now=PAST)
+    last_totals = pair.call("start", "window_totals", now=pair.past)
     for i, op in enumerate(ops):
         label = f"step {i} {op!r}"
         before_state = breaker_state(pair.p)
@@ -549,7 +564,7 @@ def run_breaker(
             reached.add("lost probe taken back")
         if pair.p.open_duration > rt:
             reached.add("open time grew")
-        totals = pair.p.window_totals(now=PAST)
+        totals = pair.p.window_totals(now=pair.past)
         if (
             duration is not None
             and totals[0] < last_totals[0]
@@ -747,7 +762,7 @@ def compare_buckets(pair: Pair, label: str) -> None:
     for name in ("rate", "capacity", "granted", "rejected"):
         pair.get(label, name)
     pair.check_repr(label)
-    pair.call(label, "tokens_at", now=PAST)  # no refill backwards: the current count
+    pair.call(label, "tokens_at", now=pair.past)  # no refill backwards: the current count
     pair.check_clocks(label)
 
 
@@ -1079,7 +1094,7 @@ def test_time_window(twins: Twins, config: tuple[Any, Any, float], ops: list[Op]
         pair.get(label, "buckets")
         pair.check_repr(label)
         pair.check_clocks(label)
-        return pair.call(label, "totals", now=PAST)  # no eviction: the running totals
+        return pair.call(label, "totals", now=pair.past)  # no eviction: the running totals
 
     last = compare("start")
     for i, op in enumerate(ops):
@@ -1296,7 +1311,7 @@ EXTREME_TIMES = st.floats(allow_nan=False, allow_infinity=False)
 
 @given(
     duration=st.sampled_from([1.0, 0.3, 10.0]),
-    start=st.sampled_from([0.0, 1000.5]),
+    start=CLOCK_STARTS,
     ops=st.lists(
         st.tuples(st.sampled_from(["record", "totals"]), st.booleans(), EXTREME_TIMES),
         min_size=1,
@@ -1320,6 +1335,7 @@ def test_time_window_at_extreme_timestamps(
 
 @given(
     rate=st.sampled_from([1.0, 1e-3, 1e6]),
+    start=CLOCK_STARTS,
     ops=st.lists(
         st.tuples(
             st.sampled_from(["try_acquire", "wait_time", "reserve", "refund", "tokens_at"]),
@@ -1330,9 +1346,11 @@ def test_time_window_at_extreme_timestamps(
         max_size=12,
     ),
 )
-def test_token_bucket_at_extreme_timestamps(twins: Twins, rate: float, ops: list[Op]) -> None:
+def test_token_bucket_at_extreme_timestamps(
+    twins: Twins, rate: float, start: float, ops: list[Op]
+) -> None:
     pair = build(
-        "TokenBucket", lambda ns, clock: ns.TokenBucket(rate, 2.0, clock=clock), twins, 0.0
+        "TokenBucket", lambda ns, clock: ns.TokenBucket(rate, 2.0, clock=clock), twins, start
     )
     assert pair is not None
     for i, (name, tokens, now) in enumerate(ops):
@@ -1505,7 +1523,7 @@ ADD_COUNTS = weighted(
 WHENS = weighted(
     ([("omit",)], 10),
     ([("none",), ("at", st.floats(-3.0, 3.0)), ("at", -1.0), ("at", 0.999)], 2),
-    ([("abs", st.floats(-100.0, 1e4)), ("abs", PAST)], 1),
+    ([("abs", st.floats(-100.0, 1e4)), ("past",)], 1),
     ([("bad", st.sampled_from([math.nan, math.inf, "now", True, 10**400]))], 1),
 )
 # ``trailing`` seconds, in slice widths.
@@ -1557,8 +1575,7 @@ def window_configs(draw: st.DrawFn) -> tuple[Any, Any, float]:
         st.sampled_from([1.0, 10.0, 60.0, 3600.0, 21600.0, 0.3]) | st.floats(0.01, 1000.0)
     )
     buckets = draw(st.none() | st.integers(1, 12) | st.sampled_from([60, 360, 720]))
-    start = draw(st.sampled_from([0.0, 0.1, 1000.5, -50.0, 1e9, 12345.678]))
-    return duration, buckets, start
+    return duration, buckets, draw(CLOCK_STARTS)
 
 
 @given(config=window_configs(), ops=st.lists(window_op(), min_size=5, max_size=40))
@@ -1581,8 +1598,8 @@ def test_time_window_add_and_trailing(
         pair.check_clocks(label)
         for k in (0.5, 1.0, 1.5, 2.0, 3.0, n - 1.0, n - 0.5, float(n), n + 1.0):
             if k > 0:
-                pair.call(label, "trailing", k * width, now=PAST)
-        return pair.call(label, "totals", now=PAST)
+                pair.call(label, "trailing", k * width, now=pair.past)
+        return pair.call(label, "totals", now=pair.past)
 
     last = compare("start")
     for i, op in enumerate(ops):
@@ -1660,8 +1677,8 @@ def test_latency_window(
         for prop in ("width", "duration", "buckets", "relative_error"):
             pair.get(label, prop)
         pair.check_repr(label)
-        pair.call(label, "count", now=PAST)
-        merged = (pair.c.sketch(now=PAST), pair.p.sketch(now=PAST))
+        pair.call(label, "count", now=pair.past)
+        merged = (pair.c.sketch(now=pair.past), pair.p.sketch(now=pair.past))
         for q in GRID:
             expect_same(f"{label}: sketch().quantile({q})", *(m.quantile(q) for m in merged))
         expect_same(f"{label}: sketch().count", *(m.count for m in merged))

@@ -1017,12 +1017,14 @@ def test_bulkhead_calls_cancelled_holding_and_queued_leave_nothing_behind(twins:
         for turns in (1, 2, 3):
             ops = [
                 ("tasks", turns, script_op(form, "ok", 0, 1.0), script_op(form, "ok", 0, 1.0)),
-                script_op(form, "ok"),
+                # a task too: with a permit lost, it would wait for ever
+                ("tasks", 3, script_op(form, "ok")),
             ]
             build = lambda side: Bulkhead(1, max_queue=1, max_wait=1e6)  # noqa: E731
             sides = lockstep(twins, build, 0.0, ops, True)
             for side in sides:
-                assert side.outcomes[-1][0] == "returned", (form, turns, side.impl)
+                _, _, (last,) = side.outcomes[-1]
+                assert last[0] == "returned", (form, turns, side.impl)
                 assert (side.policy.active, side.policy.waiting) == (0, 0)
 
 

@@ -20,6 +20,7 @@ import pytest
 
 from resilience import AdaptiveRateLimiter, Fallback, RateLimiter, RetryBudget, _core
 from resilience._core import load
+from resilience._core._breaker_py import MAX_HALF_OPEN_CALLS
 from resilience._core._counters_py import MAX_COUNTERS
 from resilience._core._sketch_py import MAX_WINDOW_COUNTS, bucket_range
 from resilience._core._window_py import MAX_TIME_SLICES, MAX_WINDOW_CALLS
@@ -531,6 +532,11 @@ MEMORY_BOUNDS = [
     ("TimeWindow.buckets", lambda ns, v: ns.TimeWindow(1e3, v, clock=FakeClock()).buckets,
      "buckets", MAX_TIME_SLICES),
     ("Counters.size", lambda ns, v: len(ns.Counters(v)), "size", MAX_COUNTERS),
+    ("BreakerCore.window", lambda ns, v: ns.BreakerCore(window=v, minimum_calls=v) and v,
+     "window", MAX_WINDOW_CALLS),
+    ("BreakerCore.half_open_calls",
+     lambda ns, v: ns.BreakerCore(half_open_calls=v) and v, "half_open_calls",
+     MAX_HALF_OPEN_CALLS),
 ]
 
 
@@ -573,6 +579,8 @@ NARROW_SLICES = [
      "duration", [0.09, 1e-3], "buckets"),
     ("LatencyWindow 6 slices", lambda ns, v: ns.LatencyWindow(v, 6, clock=FakeClock()),
      "duration", [1e-9, 5.9e-6], "buckets"),
+    ("BreakerCore window_duration", lambda ns, v: ns.BreakerCore(window_duration=v),
+     "window_duration", [1e-9, 9.9e-6], None),
 ]
 
 

@@ -1,3 +1,4 @@
+# cython: auto_pickle=False
 """Circuit-breaker state machine, compiled twin of ``_breaker_py.py``.
 
 The pure twin's docstring describes the states, transitions and
@@ -17,7 +18,14 @@ from libc.math cimport INFINITY, NAN
 from resilience._core._clock_c cimport NON_NEGATIVE_FINITE, as_number, monotonic, read_now
 from resilience._core._window_c cimport CountWindow, TimeWindow
 
-from resilience._core._breaker_py import STATE_NAMES, check_slow_call_rule, hold_name
+from resilience._core._nocopy import refuse_copy
+from resilience._core._breaker_py import (
+    MAX_HALF_OPEN_CALLS,
+    STATE_NAMES,
+    check_slow_call_rule,
+    check_window,
+    hold_name,
+)
 from resilience._core._validate import clock as check_clock
 from resilience._core._validate import count, optional, positive, ratio
 from resilience._core._validate import generation as check_generation
@@ -52,6 +60,8 @@ cdef enum:
 cdef class BreakerCore:
     """The whole state machine of ``CircuitBreaker``, with its counters."""
 
+    __reduce_ex__ = refuse_copy  # neither copied nor pickled
+
     def __cinit__(self, *args, **kwargs):
         self._probe_tokens = NULL
         self._probe_times = NULL
@@ -84,8 +94,7 @@ cdef class BreakerCore:
         check_slow_call_rule(slow_rate, slow)
         self._slow_call_duration = slow or 0.0
         self._slow_call_rate = slow_rate or 0.0
-        size = count("window", window)
-        duration = optional(positive, "window_duration", window_duration)
+        size, duration = check_window(window, window_duration)
         self._minimum_calls = count("minimum_calls", minimum_calls)
         self._reset_timeout = positive("reset_timeout", reset_timeout)
         self._reset_timeout_max = (
@@ -96,7 +105,9 @@ cdef class BreakerCore:
                 f"reset_timeout_max must be >= reset_timeout ({reset_timeout!r}),"
                 f" got {reset_timeout_max!r}"
             )
-        self._half_open_calls = count("half_open_calls", half_open_calls)
+        self._half_open_calls = count(
+            "half_open_calls", half_open_calls, maximum=MAX_HALF_OPEN_CALLS
+        )
         PyMem_Free(self._probe_tokens)
         PyMem_Free(self._probe_times)
         # Calloc checks count * size for overflow; a huge count is a MemoryError.
@@ -214,6 +225,19 @@ cdef class BreakerCore:
             token = self._acquire(t, &change)
         self._notify(change)
         return token
+
+    cdef bint refuses_now(self) except -1:
+        """Whether ``take`` would refuse now: held, forced open, or open with
+        time to go. Takes nothing and changes no state; reads no clock
+        unless the breaker is open."""
+        cdef double t
+        if self._permit >= 0:
+            return False
+        t = self._given_time(None)
+        with cython.critical_section(self):
+            if PySet_GET_SIZE(self._holds) != 0 or self._state == FORCED_OPEN:
+                return True
+            return self._state == OPEN and self._time(t) < self._opened_at + self._open_duration
 
     cdef long long _acquire(self, double t, int* change) noexcept:
         cdef int state

@@ -52,12 +52,23 @@ import sys
 import threading
 from collections.abc import Callable
 from time import monotonic
+from typing import Any
 
 from ._clock_py import read_now
+from ._nocopy import NoCopy
 from ._validate import clock as check_clock
-from ._validate import clock_reading, count, finite, non_negative_finite, optional, positive, ratio
+from ._validate import (
+    clock_reading,
+    count,
+    finite,
+    non_negative_finite,
+    optional,
+    positive,
+    ratio,
+    slice_width,
+)
 from ._validate import generation as check_generation
-from ._window_py import CountWindow, TimeWindow
+from ._window_py import MAX_WINDOW_CALLS, CountWindow, TimeWindow, default_buckets
 
 CLOSED = 0
 OPEN = 1
@@ -99,7 +110,24 @@ def check_slow_call_rule(slow_call_rate: float | None, slow_call_duration: float
         )
 
 
-class BreakerCore:
+# Half-open probe slots are allocated up front, two words each.
+MAX_HALF_OPEN_CALLS = 100_000
+
+
+def check_window(window: Any, window_duration: Any) -> tuple[int, float | None]:
+    """The window's size in calls and its duration in seconds (None: it counts calls).
+
+    Checked here, under the breaker's own argument names, before a window
+    is built from them (its own checks would name its parameters).
+    """
+    size = count("window", window, maximum=MAX_WINDOW_CALLS)
+    duration = optional(positive, "window_duration", window_duration)
+    if duration is not None:
+        slice_width("window_duration", duration, default_buckets(duration))
+    return size, duration
+
+
+class BreakerCore(NoCopy):
     """The whole state machine of ``CircuitBreaker``, with its counters."""
 
     __slots__ = (
@@ -163,8 +191,7 @@ class BreakerCore:
         self._slow_limit = INF if self._slow_call_duration is None else self._slow_call_duration
         self._slow_call_rate = optional(ratio, "slow_call_rate", slow_call_rate)
         check_slow_call_rule(self._slow_call_rate, self._slow_call_duration)
-        size = count("window", window)
-        duration = optional(positive, "window_duration", window_duration)
+        size, duration = check_window(window, window_duration)
         self._minimum_calls = count("minimum_calls", minimum_calls)
         self._reset_timeout = positive("reset_timeout", reset_timeout)
         self._reset_timeout_max = optional(positive, "reset_timeout_max", reset_timeout_max)
@@ -173,7 +200,9 @@ class BreakerCore:
                 f"reset_timeout_max must be >= reset_timeout ({reset_timeout!r}),"
                 f" got {reset_timeout_max!r}"
             )
-        self._half_open_calls = count("half_open_calls", half_open_calls)
+        self._half_open_calls = count(
+            "half_open_calls", half_open_calls, maximum=MAX_HALF_OPEN_CALLS
+        )
         self._clock = check_clock(clock)
         if listener is not None and not callable(listener):
             raise TypeError(f"listener must be callable or None, got {listener!r}")

@@ -34,6 +34,7 @@ cdef class _Awaiting
 cdef class _AsyncWrapper(_Wrapper):
     cdef bint _keeps_args  # the awaitable keeps the call's arguments (for a resume)
 
+    cdef bint _refuses_now(self) except -1
     cdef int _start(self, _Awaiting waiting) except -1
     cdef int _returned(self, _Awaiting waiting, object value) except -1
     cdef object _raised(self, _Awaiting waiting, object error)
@@ -50,6 +51,8 @@ cdef class _Awaiting:
     cdef double _started    # when a retried call started
     cdef tuple _args
     cdef dict _kwargs
+
+    cdef object _coroutine(self)
 
 
 @cython.final

@@ -1,3 +1,4 @@
+# cython: auto_pickle=False
 """Compiled per-call wrappers of the policies, twins of ``_calls_py.py``.
 
 Each is built from explicit arguments — the core object, the callbacks for
@@ -37,6 +38,7 @@ from resilience._core._vectorcall_c cimport (
 from types import MethodType
 
 from resilience._core._errors import CircuitOpenError, RateLimitExceeded
+from resilience._core._nocopy import refuse_copy
 from resilience._core import _layout
 
 cdef Py_ssize_t RETRY_CALLS = _layout.RETRY_CALLS
@@ -63,6 +65,12 @@ cdef class _Wrapper:
 
     def __repr__(self):
         return f"<{type(self).__name__} {self._fn!r}>"
+
+    def __reduce__(self):
+        # As a function: pickled by reference (its module and qualified
+        # name), so a decorated module-level function crosses to worker
+        # processes; copying gives the object itself.
+        return self.__qualname__
 
 
 @cython.final
@@ -142,7 +150,16 @@ cdef class _AsyncWrapper(_Wrapper):
     with a coroutine to go on with, or None to let the error stand),
     ``_abandoned`` when the caller closes the awaitable mid-attempt and
     ``_dropped`` when it is collected mid-attempt.
+
+    A call that ``_refuses_now`` gets no coroutine yet, only its arguments:
+    the coroutine would be closed unrun at the first await, and making and
+    closing one costs more than the refusal itself. Should the policy let
+    it through after all (its state changed before the await), ``_start``
+    makes it then (``_Awaiting._coroutine``).
     """
+
+    cdef bint _refuses_now(self) except -1:
+        return False
 
     cdef int _start(self, _Awaiting waiting) except -1:
         waiting._stage = PASSING
@@ -164,10 +181,11 @@ cdef class _AsyncWrapper(_Wrapper):
 cdef int _refuse(_Awaiting waiting, object kind, object refusal) except -1:
     """Refuse an awaited call: close its coroutine, which never started (so
     nothing runs and no "never awaited" warning), and set ``refusal`` (a
-    ``kind`` built with ``__new__``) as the exception, with no traceback
+    ``kind`` built by ``_refusal``) as the exception, with no traceback
     entry of ours: a refusal costs little more than the raise itself."""
     waiting._stage = PASSING
-    waiting._coro.close()
+    if waiting._coro is not None:
+        waiting._coro.close()
     PyErr_SetObject(kind, refusal)
     return REFUSED
 
@@ -176,11 +194,13 @@ cdef PyObject* _async_vectorcall(
     _AsyncWrapper self, PyObject** args, size_t nargsf, PyObject* kwnames
 ) except NULL:
     cdef _Awaiting waiting = _Awaiting.__new__(_Awaiting)
-    waiting._coro = PyObject_Vectorcall(self._fn, args, nargsf, kwnames)
     waiting._call = self
-    if self._keeps_args:
+    cdef bint refused = self._refuses_now()
+    if not refused:
+        waiting._coro = PyObject_Vectorcall(self._fn, args, nargsf, kwnames)
+    if refused or self._keeps_args:
         waiting._args = positional(args, nargsf)
-        waiting._kwargs = keywords(args, nargsf, kwnames)
+        waiting._kwargs = None if kwnames is NULL else keywords(args, nargsf, kwnames)
     Py_INCREF(waiting)
     return <PyObject*>waiting
 
@@ -193,6 +213,8 @@ cdef class _Awaiting:
     Awaiting it is one C call per step (``am_send``): no Python frame and no
     StopIteration of its own.
     """
+
+    __reduce_ex__ = refuse_copy  # a call under way is neither copied nor pickled
 
     def __await__(self):
         return self
@@ -216,7 +238,7 @@ cdef class _Awaiting:
             error = error.with_traceback(tb)
         if self._stage != ATTEMPT:
             self._stage = PASSING  # not started: the policy took nothing to answer
-            return self._coro.throw(error)
+            return self._coroutine().throw(error)
         try:
             return self._coro.throw(error)
         except StopIteration as stop:
@@ -234,11 +256,19 @@ cdef class _Awaiting:
     def close(self):
         """The caller went away: close the coroutine; the policy lets go unjudged."""
         try:
-            self._coro.close()
+            self._coroutine().close()
         finally:
             if self._stage == ATTEMPT:
                 self._stage = PASSING
                 self._call._abandoned(self)
+
+    cdef object _coroutine(self):
+        """The function's coroutine, made now if the call was refused at first."""
+        if self._coro is None:
+            fn = self._call._fn
+            kwargs = {} if self._kwargs is None else self._kwargs
+            self._coro = fn(*self._args, **kwargs)
+        return self._coro
 
     def __dealloc__(self):
         # Collected mid-attempt (never closed): the policy lets go unjudged.
@@ -256,7 +286,8 @@ cdef int _awaiting_send(_Awaiting self, PyObject* value, PyObject** result) exce
             refused = self._call._start(self)
         except BaseException:
             self._stage = PASSING
-            self._coro.close()
+            if self._coro is not None:
+                self._coro.close()
             raise
         if refused:
             return -1
@@ -305,12 +336,21 @@ cdef class AsyncBreakerCall(_AsyncWrapper):
         self._settle = settle
         self._vectorcall = <vectorcallfunc>_async_vectorcall
 
+    cdef bint _refuses_now(self) except -1:
+        return self._core.refuses_now()
+
     cdef int _start(self, _Awaiting waiting) except -1:
         cdef long long token = self._core.take(None)
         if token < 0:
             return _refuse(waiting, CircuitOpenError, _refusal(
                 CircuitOpenError, (self._name, self._core.wait_for_permit(None))
             ))
+        if waiting._coro is None:  # refused when called, let through now
+            try:
+                waiting._coroutine()
+            except BaseException:
+                self._core.release(token)
+                raise
         waiting._token = token
         waiting._stage = ATTEMPT
         return 0
@@ -389,7 +429,8 @@ cdef class AsyncRetryCall(_AsyncWrapper):
         return 0
 
     cdef object _raised(self, _Awaiting waiting, object error):
-        resumed = self._resume(error, waiting._started, self._fn, waiting._args, waiting._kwargs)
+        kwargs = {} if waiting._kwargs is None else waiting._kwargs
+        resumed = self._resume(error, waiting._started, self._fn, waiting._args, kwargs)
         waiting._args = waiting._kwargs = None
         return resumed
 

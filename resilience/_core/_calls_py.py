@@ -13,6 +13,7 @@ from typing import Any
 
 from ._errors import CircuitOpenError, RateLimitExceeded
 from ._layout import RETRY_ATTEMPTS, RETRY_CALLS, RETRY_SUCCESSES
+from ._nocopy import NoCopy
 
 
 class _Wrapper:
@@ -30,6 +31,12 @@ class _Wrapper:
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self._fn!r}>"
+
+    def __reduce__(self) -> str:
+        # As a function: pickled by reference (its module and qualified
+        # name), so a decorated module-level function crosses to worker
+        # processes; copying gives the object itself.
+        return str(self.__qualname__)  # type: ignore[attr-defined]
 
 
 class BreakerCall(_Wrapper):
@@ -83,7 +90,7 @@ class BreakerCall(_Wrapper):
         return result
 
 
-class _Awaiting:
+class _Awaiting(NoCopy):
     """One awaited call of an async wrapper: ``run``, the coroutine of the
     policy's part, around ``coro``, the function's coroutine.
 

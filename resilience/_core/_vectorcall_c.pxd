@@ -53,6 +53,8 @@ cdef inline void enable_vectorcall(type kind, Py_ssize_t offset) noexcept:
 cdef inline tuple positional(PyObject** args, size_t nargsf):
     """The positional arguments of a vectorcall, as a tuple."""
     cdef Py_ssize_t n = PyVectorcall_NARGS(nargsf)
+    if n == 0:
+        return ()
     return tuple([<object>args[i] for i in range(n)])
 
 
