@@ -60,9 +60,13 @@ NEVER_FAILURES: tuple[type[BaseException], ...] = (
     GeneratorExit,
 )
 
-# The longest single sleep: the platform's own bound for timed waits. A
-# longer wait is made of several (time.sleep(1e10) raises OverflowError).
-MAX_SLEEP = float(threading.TIMEOUT_MAX)
+# The longest single sleep; a longer wait is made of several. Not the
+# platform's bound for timed waits, ``threading.TIMEOUT_MAX``: time.sleep
+# adds the wait to the clock's reading in 64-bit nanoseconds, so
+# time.sleep(TIMEOUT_MAX) fails (EINVAL) as time.sleep(1e10) does
+# (OverflowError). A day fits on every platform, and waking once a day costs
+# nothing.
+MAX_SLEEP = min(86400.0, float(threading.TIMEOUT_MAX))
 
 
 # -- the one sleep hook ------------------------------------------------------------

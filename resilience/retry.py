@@ -54,6 +54,9 @@ from .timeout import remaining
 
 __all__ = ["Attempt", "Retry", "RetryBudget", "RetryState", "RetryStats"]
 
+# How the note added to an exception given up on begins (the attempts follow).
+GAVE_UP = "resilience: gave up after "
+
 @dataclass(frozen=True)
 class RetryState:
     """What ``on_retry`` is told before each wait."""
@@ -355,8 +358,14 @@ class _Run:
             return False
         if self._decide(exc, None):
             return True
-        if sys.version_info >= (3, 11):
-            exc.add_note(f"resilience: gave up after {self.attempt} attempt(s)")
+        # One note per exception: an exception shared by many callers (one
+        # failed future awaited by many tasks, a module-level error) is given
+        # up on once per caller, and its notes must not grow with them.
+        if sys.version_info >= (3, 11) and not any(
+            isinstance(note, str) and note.startswith(GAVE_UP)
+            for note in getattr(exc, "__notes__", ())
+        ):
+            exc.add_note(f"{GAVE_UP}{self.attempt} attempt(s)")
         return False
 
     def after_result(self, result: Any) -> bool:

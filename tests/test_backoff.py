@@ -4,7 +4,9 @@ Expected values come from the contract's formulas worked by hand; the
 examples use dyadic numbers (and 0.1 doubled, which stays the nearest float
 to 0.2, 0.4, ...) so the float results are exact and compared with ``==``.
 The jittered waits are checked against their bounds, with ``d`` taken from
-the unjittered backoff of the same settings.
+the unjittered backoff of the same settings; exactly, against the contract's
+formulas worked with a generator seeded alike; and for reaching the whole of
+their range (a range narrowed by a few percent stays within the bounds).
 """
 
 from __future__ import annotations
@@ -276,6 +278,78 @@ def test_every_wait_is_between_0_and_max(initial_max, multiplier, jitter, seed):
         value = wait(n)
         assert type(value) is float
         assert 0.0 <= value <= cap
+
+
+# -- exact draws and the whole range --------------------------------------------
+
+
+def expected_waits(initial, multiplier, cap, jitter, seed, calls):
+    """The waits of ``calls`` ((n, previous) pairs), by the module docstring's formulas,
+    drawing from a generator seeded as the backoff's is."""
+    twin = Random(seed)
+    flat = exponential(initial, multiplier, cap, None)
+    last = initial
+    waits_ = []
+    for n, previous in calls:
+        if jitter == "decorrelated":
+            high = 3.0 * max(last if previous is None else previous, initial)
+            wait = min(cap, high, twin.uniform(initial, high))
+            last = wait
+        else:
+            d = flat(n)
+            if jitter == "full":
+                wait = twin.uniform(0.0, d)
+            else:
+                wait = min(d, d / 2 + twin.uniform(0.0, d / 2))
+        waits_.append(wait)
+    return waits_
+
+
+calls_ = st.lists(
+    st.tuples(st.integers(1, 80), st.none() | st.floats(0.0, 1e3)), min_size=1, max_size=8
+)
+
+
+@given(
+    ordered(exclude_zero=True),
+    st.floats(1.0, 10.0),
+    st.sampled_from(["full", "equal", "decorrelated"]),
+    seeds,
+    calls_,
+)
+def test_jittered_waits_are_the_formulas_drawn_exactly(
+    initial_max, multiplier, jitter, seed, calls
+):
+    initial, cap = initial_max
+    wait = exponential(initial, multiplier, cap, jitter, random=Random(seed))
+    got = [wait(n, previous) for n, previous in calls]
+    assert got == expected_waits(initial, multiplier, cap, jitter, seed, calls)
+
+
+# (jitter, previous, low, high): the range of wait(5, previous) for
+# exponential(1, 2, 100, jitter), where d = 16.
+RANGES = [
+    ("full", None, 0.0, 16.0),
+    ("equal", None, 8.0, 16.0),
+    ("decorrelated", 10.0, 1.0, 30.0),
+    ("decorrelated", 0.5, 1.0, 3.0),  # a previous below initial counts as initial
+    ("decorrelated", 50.0, 1.0, 100.0),  # 3 * previous is past the cap
+]
+
+
+@pytest.mark.parametrize(("jitter", "previous", "low", "high"), RANGES)
+def test_jitter_reaches_the_whole_of_its_range(jitter, previous, low, high):
+    wait = exponential(1, 2, 100, jitter, random=Random(2024))
+    draws = [wait(5, previous) for _ in range(4000)]
+    assert low <= min(draws) <= low + 0.005 * (high - low)
+    assert high - 0.005 * (high - low) <= max(draws) <= high
+    # and spread evenly over it: each tenth of the range gets about a tenth of the
+    # draws below ``high`` (the draws a cap cut to ``high`` exactly are left out)
+    below = [value for value in draws if value < high]
+    tenths = [0] * 10
+    for value in below:
+        tenths[int(10 * (value - low) / (high - low))] += 1
+    assert min(tenths) > 0.8 * len(below) / 10, tenths
 
 
 # -- reproducibility -----------------------------------------------------------

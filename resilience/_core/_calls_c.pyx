@@ -375,18 +375,18 @@ cdef class AsyncBreakerCall(_AsyncWrapper):
 cdef class AsyncLimiterCall(_AsyncWrapper):
     """``async fn`` behind a token bucket: one token a call, taken when first awaited.
 
-    Arguments as ``LimiterCall``'s, but for ``pause_then(seconds, coro)``: a
-    coroutine that waits for a reservation (giving its token back if
-    interrupted, and closing ``coro``) and then awaits ``coro``.
+    Arguments as ``LimiterCall``'s, but ``pause`` is ``pause_then(seconds,
+    coro)``: a coroutine that waits for a reservation (giving its token back
+    if interrupted, and closing ``coro``) and then awaits ``coro``.
     """
 
-    def __init__(self, fn, TokenBucket bucket, name, bint waits, limit, pause_then):
+    def __init__(self, fn, TokenBucket bucket, name, bint waits, limit, pause):
         self._fn = fn
         self._bucket = bucket
         self._name = name
         self._waits = waits
         self._limit = limit
-        self._pause_then = pause_then
+        self._pause_then = pause
         self._vectorcall = <vectorcallfunc>_async_vectorcall
 
     cdef int _start(self, _Awaiting waiting) except -1:

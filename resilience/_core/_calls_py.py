@@ -186,25 +186,15 @@ class LimiterCall(_Wrapper):
         return self._fn(*args, **kwargs)
 
 
-class AsyncLimiterCall(_Wrapper):
+class AsyncLimiterCall(LimiterCall):
     """``async fn`` behind a token bucket: one token a call, taken when first awaited.
 
-    Arguments as ``LimiterCall``'s, but for ``pause_then(seconds, coro)``: a
-    coroutine that waits for a reservation (giving its token back if
-    interrupted, and closing ``coro``) and then awaits ``coro``.
+    Arguments as ``LimiterCall``'s, but ``pause`` is ``pause_then(seconds,
+    coro)``: a coroutine that waits for a reservation (giving its token back
+    if interrupted, and closing ``coro``) and then awaits ``coro``.
     """
 
-    __slots__ = ("_bucket", "_limit", "_name", "_pause_then", "_waits")
-
-    def __init__(
-        self, fn: Any, bucket: Any, name: str | None, waits: bool, limit: Any, pause_then: Any
-    ) -> None:
-        self._fn = fn
-        self._bucket = bucket
-        self._name = name
-        self._waits = waits
-        self._limit = limit
-        self._pause_then = pause_then
+    __slots__ = ()
 
     def __call__(self, /, *args: Any, **kwargs: Any) -> Any:
         coro = self._fn(*args, **kwargs)
@@ -221,7 +211,7 @@ class AsyncLimiterCall(_Wrapper):
             coro.close()  # never started: nothing runs, no "never awaited" warning
             raise RateLimitExceeded.__new__(RateLimitExceeded, self._name, bucket.wait_time(1.0))
         if wait > 0.0:
-            return await self._pause_then(wait, coro)
+            return await self._pause(wait, coro)
         return await coro
 
 
@@ -254,18 +244,12 @@ class RetryCall(_Wrapper):
         return self._resume(failure, started, self._fn, args, kwargs)
 
 
-class AsyncRetryCall(_Wrapper):
+class AsyncRetryCall(RetryCall):
     """``async fn`` retried, as ``RetryCall``: the first attempt is counted
     here; after a failure, ``resume(error, started, fn, args, kwargs)`` makes
     the coroutine of the rest."""
 
-    __slots__ = ("_clock", "_counts", "_resume")
-
-    def __init__(self, fn: Any, counts: Any, resume: Any, clock: Any) -> None:
-        self._fn = fn
-        self._counts = counts
-        self._resume = resume
-        self._clock = time.monotonic if clock is None else clock
+    __slots__ = ()
 
     def __call__(self, /, *args: Any, **kwargs: Any) -> Any:
         coro = self._fn(*args, **kwargs)
