@@ -9,7 +9,6 @@ and context-manager forms, listeners and stats.
 from __future__ import annotations
 
 import inspect
-import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from enum import Enum
@@ -17,6 +16,7 @@ from typing import Any
 
 from . import _core
 from ._core import CLOSED, DISABLED, FORCED_OPEN, HALF_OPEN, OPEN
+from ._core._clock_py import elapsed, read_now
 from ._policy import (
     NEVER_FAILURES,
     AsyncCall,
@@ -98,7 +98,6 @@ class CircuitBreaker(Block, Policy):
 
     __slots__ = (
         "__weakref__",
-        "_clock",
         "_clock_arg",
         "_core",
         "_failure_if",
@@ -156,7 +155,6 @@ class CircuitBreaker(Block, Policy):
             listener=self._transition,
         )
         self._clock_arg = clock  # None: compiled wrappers read the C monotonic clock
-        self._clock = time.monotonic if clock is None else clock
         self._timed = slow_call_duration is not None
 
     # -- the protocol ------------------------------------------------------------
@@ -183,7 +181,7 @@ class CircuitBreaker(Block, Policy):
         elif outcome == IGNORED:
             core.record_ignored(token)
         else:
-            duration = self._clock() - start if self._timed else 0.0
+            duration = elapsed(self._clock_arg, start) if self._timed else 0.0
             if outcome == FAILURE:
                 core.record_failure(duration, None, token)
             else:
@@ -199,10 +197,14 @@ class CircuitBreaker(Block, Policy):
         raise self._open_error()
 
     def _enter(self, args: tuple[Any, ...] | None, kwargs: dict[str, Any] | None) -> Any:
+        clock = self._clock_arg
+        # A user clock is read (and checked) before the permit is taken: a bad
+        # reading raises with nothing held and nothing run.
+        start = read_now(clock, None) if self._timed or clock is not None else 0.0
         token = self._core.acquire()
         if token < 0:
             return self._refuse(args, kwargs)
-        return (token, self._clock()) if self._timed else token
+        return (token, start) if self._timed else token
 
     def _exit(self, token: Any, error: BaseException | None, result: Any) -> None:
         if self._timed:
@@ -228,9 +230,13 @@ class CircuitBreaker(Block, Policy):
             return None  # judging or timing each call: the protocol's own path
         if self._fallback is None:
             return coroutine_function(
-                self._impl.AsyncBreakerCall(fn, self._core, self._name, self._settle)
+                self._impl.AsyncBreakerCall(
+                    fn, self._core, self._name, self._settle, self._clock_arg
+                )
             )
-        return AsyncCall(_closed_fast_path, self._core, self._settle, self._refuse, fn)
+        return AsyncCall(
+            _closed_fast_path, self._core, self._clock_arg, self._settle, self._refuse, fn
+        )
 
     # -- the two-step form -----------------------------------------------------
 
@@ -337,6 +343,7 @@ class CircuitBreaker(Block, Policy):
 
 async def _closed_fast_path(
     core: Any,
+    clock: Callable[[], float] | None,
     settle: Callable[[int, BaseException | None, Any, float], None],
     refuse: Callable[[tuple[Any, ...], dict[str, Any]], Replace],
     fn: Callable[..., Awaitable[Any]],
@@ -349,6 +356,8 @@ async def _closed_fast_path(
     The protocol's steps, specialised: the permit, the call, and a success
     settled in one core call; anything else goes through the policy's own steps.
     """
+    if clock is not None:
+        read_now(clock, None)  # checked before the permit is taken
     token = core.acquire()
     if token < 0:
         value = refuse(args, kwargs).value  # CircuitOpenError, or the fallback's value

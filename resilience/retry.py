@@ -29,6 +29,7 @@ from ._core._layout import (
     RETRY_SUCCESSES,
 )
 from ._core._nocopy import NoCopy
+from ._core._clock_py import reader
 from ._core._validate import clock as check_clock
 from ._core._validate import count, non_negative, number, optional, positive, slice_width
 from ._core._window_py import default_buckets
@@ -215,7 +216,7 @@ class Retry(Policy):
         self._name = check_name(name)
         self._sleep = check_callable("sleep", sleep)
         self._clock_arg = check_clock(clock)  # None: compiled wrappers read the C clock
-        self._clock: Callable[[], float] = self._clock_arg or time.monotonic
+        self._clock: Callable[[], float] = reader(self._clock_arg)  # readings checked
         self._impl = _core.SELECTED  # the twin its counters and wrappers run on
         self._counts = self._impl.Counters(RETRY_COUNTERS)
 

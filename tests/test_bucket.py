@@ -302,9 +302,22 @@ def test_refund_pays_off_debt(impl):
     assert bucket.wait_time() == 1.0
 
 
-def test_refund_counts_no_grant(impl):
+def test_refund_without_a_grant_counts_none(impl):
     bucket, _ = make(impl, 1.0, 4.0, tokens=0.0)
     bucket.refund(1.0)
+    assert (bucket.granted, bucket.rejected) == (0, 0)
+
+
+def test_a_refunded_acquisition_no_longer_counts_as_granted(impl):
+    # A reservation handed back was never used: a limiter whose caller gave up
+    # waiting must not report it as allowed.
+    bucket, _ = make(impl, 1.0, 4.0, tokens=1.0)
+    assert bucket.try_acquire()
+    assert bucket.reserve(2.0) == 2.0
+    assert bucket.granted == 2
+    bucket.refund(2.0)
+    assert (bucket.granted, bucket.rejected) == (1, 0)
+    bucket.refund()
     assert (bucket.granted, bucket.rejected) == (0, 0)
 
 
@@ -394,10 +407,10 @@ def test_counters(impl):
     bucket.reserve(1.0, max_wait=0.5)  # rejected: would wait 1.0
     bucket.reserve(1.0, max_wait=1.0)  # granted, into debt
     bucket.wait_time()
-    bucket.refund(0.5)
+    bucket.refund(0.5)  # handed back: no longer granted
     clock.advance(10.0)
     bucket.try_acquire(2.0)  # granted
-    assert bucket.granted == 4
+    assert bucket.granted == 3
     assert bucket.rejected == 2
 
 
@@ -506,6 +519,7 @@ def test_matches_an_exact_model(impl, rate, capacity, fill, start, ops):
             assert bucket.reserve(asked, max_wait=op[2]) == expected
         elif kind == "refund":
             model.tokens = min(model.capacity, model.tokens + Fraction(op[1]))
+            model.granted = max(0, model.granted - 1)
             bucket.refund(op[1])
         elif kind == "set_rate":
             model.rate = Fraction(op[1])

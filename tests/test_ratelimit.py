@@ -29,6 +29,8 @@ from resilience import (
 )
 from resilience.testing import FakeClock
 
+from realsleep import Woken, woken_from_the_sleep_hook
+
 GUARD = 10.0  # seconds: a deadlock guard for thread joins, never an assertion on time
 
 
@@ -498,6 +500,128 @@ def test_a_cancelled_wait_in_the_async_forms_gives_its_token_back(policy_impl, f
     asyncio.run(main())
     assert ran == []
     assert limiter.available == pytest.approx(0.0, abs=1e-9)
+
+
+SYNC_FORMS = ["acquire", "decorator", "call", "with"]
+ASYNC_FORMS = ["aacquire", "async_decorator", "acall", "async_with"]
+
+
+def through(limiter: RateLimiter, form: str) -> list[int]:
+    """One call through ``limiter`` in a sync form; what ran of its body."""
+    ran: list[int] = []
+    if form == "acquire":
+        limiter.acquire()
+        ran.append(1)
+    elif form == "decorator":
+        limiter(ran.append)(1)
+    elif form == "call":
+        limiter.call(ran.append, 1)
+    else:
+        assert form == "with"
+        with limiter:
+            ran.append(1)
+    return ran
+
+
+async def athrough(limiter: RateLimiter, form: str, ran: list[int]) -> None:
+    """One call through ``limiter`` in an async form, appending to ``ran`` when its body runs."""
+
+    async def body() -> None:
+        ran.append(1)
+
+    if form == "aacquire":
+        await limiter.aacquire()
+        await body()
+    elif form == "async_decorator":
+        await limiter(body)()
+    elif form == "acall":
+        await limiter.acall(body)
+    else:
+        assert form == "async_with"
+        async with limiter:
+            await body()
+
+
+@pytest.mark.parametrize("form", SYNC_FORMS)
+@pytest.mark.parametrize("error", [KeyboardInterrupt, Boom])
+def test_a_reservation_whose_sleep_raises_is_not_counted_allowed(policy_impl, form, error):
+    clock = FakeClock()
+
+    def failing(seconds: float) -> None:
+        raise error
+
+    limiter = RateLimiter(1, max_wait=10.0, clock=clock, sleep=failing)
+    assert limiter.try_acquire()
+    with pytest.raises(error):
+        through(limiter, form)
+    stats = limiter.stats
+    assert (stats.allowed, stats.rejected) == (1, 0)  # the reservation was handed back
+    assert stats.available == pytest.approx(0.0, abs=1e-9)
+
+
+@pytest.mark.parametrize("form", ASYNC_FORMS)
+@pytest.mark.parametrize("ending", ["cancelled", "sleep raises"])
+def test_a_cancelled_or_failed_async_reservation_is_not_counted_allowed(
+    policy_impl, form, ending
+):
+    clock = FakeClock()
+
+    async def failing(seconds: float) -> None:
+        raise Boom
+
+    sleep = failing if ending == "sleep raises" else None  # None: a real asyncio.sleep of 1 s
+    limiter = RateLimiter(1, max_wait=10.0, clock=clock, sleep=sleep)
+    ran: list[int] = []
+
+    async def main() -> None:
+        assert limiter.try_acquire()
+        task = asyncio.create_task(athrough(limiter, form, ran))
+        for _ in range(3):
+            await asyncio.sleep(0)
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError if ending == "cancelled" else Boom):
+            await task
+
+    asyncio.run(main())
+    assert ran == []
+    stats = limiter.stats
+    assert (stats.allowed, stats.rejected) == (1, 0)
+    assert stats.available == pytest.approx(0.0, abs=1e-9)
+
+
+# -- waits longer than one sleep of the platform ---------------------------------------
+
+
+@pytest.mark.parametrize("form", SYNC_FORMS)
+def test_a_wait_longer_than_the_platform_sleeps_really_sleeps(policy_impl, form):
+    # The next token is 1e300 s away and max_wait allows it: the caller
+    # sleeps (here woken by a signal, its own interrupt), never failing with
+    # the platform's OverflowError or OSError.
+    limiter = RateLimiter(1, per=1e300, max_wait=math.inf)
+    assert limiter.try_acquire()
+    with pytest.raises(Woken), woken_from_the_sleep_hook():
+        through(limiter, form)
+    assert (limiter.stats.allowed, limiter.stats.rejected) == (1, 0)
+
+
+@pytest.mark.parametrize("form", ASYNC_FORMS)
+def test_an_async_wait_longer_than_the_platform_sleeps_really_sleeps(policy_impl, form):
+    limiter = RateLimiter(1, per=1e300, max_wait=math.inf)
+    ran: list[int] = []
+
+    async def main() -> None:
+        assert limiter.try_acquire()
+        task = asyncio.create_task(athrough(limiter, form, ran))
+        for _ in range(10):  # a wait that cannot sleep fails in these turns
+            await asyncio.sleep(0)
+        assert not task.done()
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+
+    asyncio.run(main())
+    assert ran == []
+    assert (limiter.stats.allowed, limiter.stats.rejected) == (1, 0)
 
 
 # -- the forms -------------------------------------------------------------------------

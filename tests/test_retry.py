@@ -34,6 +34,8 @@ from resilience import (
 from resilience.backoff import constant, exponential, linear
 from resilience.testing import FakeClock
 
+from realsleep import Woken, woken_from_the_sleep_hook
+
 START = 100.0
 GUARD = 10.0  # seconds: a hang guard for waits on events and joins, never an assertion on time
 
@@ -1531,3 +1533,147 @@ def test_the_error_given_up_on_is_not_chained_to_the_machinery_async(form):
         asyncio.run(arun(retry, form, script.coro))
     assert raised.value is script.raised[-1]
     assert raised.value.__context__ is None and raised.value.__cause__ is None
+
+
+# -- an exception shared by many callers -----------------------------------------------
+
+
+@pytest.mark.skipif(sys.version_info < (3, 11), reason="exception notes exist from 3.11")
+@pytest.mark.parametrize("form", SYNC_FORMS)
+def test_an_exception_given_up_on_many_times_carries_one_note(form):
+    # One failed future awaited by many tasks, a module-level error: every
+    # caller gives up on the same exception, which must not collect a note each.
+    shared = Boom("shared")
+
+    def fail() -> None:
+        raise shared
+
+    retry, _ = make(3, backoff=constant(1.0))
+    for _ in range(100):
+        with pytest.raises(Boom):
+            run(retry, form, fail)
+    once, _ = make(1)
+    with pytest.raises(Boom):
+        run(once, form, fail)
+    notes = [note for note in shared.__notes__ if note.startswith("resilience:")]
+    assert notes == ["resilience: gave up after 3 attempt(s)"]  # the first give-up's
+
+
+@pytest.mark.skipif(sys.version_info < (3, 11), reason="exception notes exist from 3.11")
+@pytest.mark.parametrize("form", ASYNC_FORMS)
+def test_an_exception_given_up_on_by_many_tasks_carries_one_note(form):
+    shared = Boom("shared")
+    retry, _ = amake(2, backoff=constant(1.0))
+
+    async def fail() -> None:
+        raise shared
+
+    async def main() -> list[Any]:
+        return await asyncio.gather(
+            *(arun(retry, form, fail) for _ in range(50)), return_exceptions=True
+        )
+
+    assert all(outcome is shared for outcome in asyncio.run(main()))
+    assert shared.__notes__ == ["resilience: gave up after 2 attempt(s)"]
+
+
+def test_notes_of_its_own_are_kept_beside_the_one_note():
+    shared = Boom("shared")
+    if sys.version_info >= (3, 11):
+        shared.add_note("from the caller")
+    retry, _ = make(2)
+    for _ in range(3):
+        with pytest.raises(Boom):
+            retry.call(Script(shared, shared))
+    assert_gave_up_note(shared, 2)
+    if sys.version_info >= (3, 11):
+        assert shared.__notes__ == ["from the caller", "resilience: gave up after 2 attempt(s)"]
+
+
+# -- waits longer than one sleep of the platform ---------------------------------------
+
+
+@pytest.mark.parametrize("form", SYNC_FORMS)
+def test_a_wait_longer_than_the_platform_sleeps_really_sleeps(form):
+    # time.sleep(1e10) raises OverflowError and time.sleep(TIMEOUT_MAX)
+    # OSError: the backoff must sleep (here woken by a signal, the call's
+    # own interrupt), never fail with the platform's error.
+    retry = Retry(2, backoff=constant(1e10))
+    script = Script()
+    with pytest.raises(Woken), woken_from_the_sleep_hook():
+        run(retry, form, script)
+    assert script.calls == 1
+    # The backoff was abandoned: one attempt made, the call failed.
+    assert retry.stats == RetryStats(None, 1, 1, 0, 0, 1)
+
+
+@pytest.mark.parametrize("form", ASYNC_FORMS)
+def test_an_async_wait_longer_than_the_platform_sleeps_really_sleeps(form):
+    retry = Retry(2, backoff=constant(1e10))
+    script = Script()
+
+    async def main() -> None:
+        task = asyncio.create_task(arun(retry, form, script.coro))
+        while script.calls == 0:
+            await asyncio.sleep(0)
+        for _ in range(10):  # a wait that cannot sleep fails in these turns
+            await asyncio.sleep(0)
+        assert not task.done()
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+
+    asyncio.run(main())
+    assert script.calls == 1
+    assert retry.stats == RetryStats(None, 1, 1, 0, 0, 1)
+
+
+# -- a call abandoned during its backoff -------------------------------------------------
+
+
+def interrupted_sleep(seconds: float) -> None:
+    """A sync ``sleep=`` whose wait is interrupted (Ctrl-C during the backoff)."""
+    raise KeyboardInterrupt
+
+
+async def endless_sleep(seconds: float) -> None:
+    """An async ``sleep=`` that never ends: the task is cancelled in it."""
+    await asyncio.Event().wait()
+
+
+@pytest.mark.parametrize("form", [*SYNC_FORMS, "pipeline call", "pipeline decorator"])
+def test_an_interrupted_backoff_counts_no_attempt_and_one_failure(form):
+    retry = Retry(3, backoff=constant(1.0), sleep=interrupted_sleep, clock=FakeClock())
+    script = Script()
+    with pytest.raises(KeyboardInterrupt):
+        if form.startswith("pipeline"):
+            run(resilience.Pipeline(retry), form.removeprefix("pipeline "), script)
+        else:
+            run(retry, form, script)
+    assert script.calls == 1
+    # The call is a failure: it neither succeeded nor may vanish from the counts.
+    assert retry.stats == RetryStats(None, 1, 1, 0, 0, 1)
+
+
+@pytest.mark.parametrize("form", [*ASYNC_FORMS, "pipeline acall", "pipeline decorator"])
+def test_a_task_cancelled_in_its_backoff_counts_no_attempt_and_one_failure(form):
+    retry = Retry(3, backoff=constant(1.0), sleep=endless_sleep, clock=FakeClock())
+    script = Script()
+
+    async def main() -> None:
+        if form.startswith("pipeline"):
+            through = arun(resilience.Pipeline(retry), form.removeprefix("pipeline "), script.coro)
+        else:
+            through = arun(retry, form, script.coro)
+        task = asyncio.create_task(through)
+        while script.calls == 0:
+            await asyncio.sleep(0)
+        for _ in range(3):  # into the backoff's sleep
+            await asyncio.sleep(0)
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+
+    asyncio.run(main())
+    assert script.calls == 1
+    assert retry.stats == RetryStats(None, 1, 1, 0, 0, 1)

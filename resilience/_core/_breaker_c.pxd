@@ -41,7 +41,7 @@ cdef class BreakerCore:
     # For the compiled policy wrappers: acquire() and record_*() without
     # Python-level calls.
     cdef long long take(self, object now) except? -2
-    cdef bint refuses_now(self) except -1
+    cpdef bint refuses_now(self) except -1
     cdef int settle(self, bint failure, double duration, long long token, object now) except -1
     cdef object wait_for_permit(self, object now)
     cdef int succeed(self, long long token) except -1

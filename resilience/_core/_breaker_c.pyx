@@ -226,7 +226,7 @@ cdef class BreakerCore:
         self._notify(change)
         return token
 
-    cdef bint refuses_now(self) except -1:
+    cpdef bint refuses_now(self) except -1:
         """Whether ``take`` would refuse now: held, forced open, or open with
         time to go. Takes nothing and changes no state; reads no clock
         unless the breaker is open."""

@@ -301,6 +301,18 @@ class BreakerCore(NoCopy):
 
     # -- permits -----------------------------------------------------------
 
+    def refuses_now(self) -> bool:
+        """Whether ``acquire`` would refuse now: held, forced open, or open with
+        time to go. Takes nothing and changes no state; reads no clock
+        unless the breaker is open."""
+        if self._permit >= 0:
+            return False
+        t = self._given_time(None)
+        with self._lock:
+            if self._holds or self._state == FORCED_OPEN:
+                return True
+            return self._state == OPEN and self._time(t) < self._opened_at + self._open_duration
+
     def acquire(self, now: float | None = None) -> int:
         """Take a permit: a token for its outcome, or -1 when the call is refused."""
         token = self._permit  # CLOSED or DISABLED: the generation, no lock needed

@@ -112,12 +112,18 @@ cdef class TokenBucket:
             return wait
 
     def refund(self, tokens=1.0, now=None):
-        """Give back tokens taken by ``reserve`` or ``try_acquire`` and not used."""
+        """Give back tokens taken by ``reserve`` or ``try_acquire`` and not used.
+
+        The acquisition handed back no longer counts as granted (a refund
+        with no grant counted leaves the count at zero).
+        """
         cdef double n = as_number(tokens, "tokens", NON_NEGATIVE_FINITE)
         cdef double t = read_now(self._clock, now)
         with cython.critical_section(self):
             self._refill(t)
             self._tokens = min(self._capacity, self._tokens + n)
+            if self._granted > 0:
+                self._granted -= 1
 
     def set_rate(self, rate, now=None):
         """Change the refill rate; tokens accrued so far keep the old rate."""
@@ -149,7 +155,7 @@ cdef class TokenBucket:
 
     @property
     def granted(self):
-        """How many acquisitions succeeded (try_acquire and reserve)."""
+        """How many acquisitions succeeded (try_acquire and reserve), less those refunded."""
         return self._granted
 
     @property

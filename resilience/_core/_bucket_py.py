@@ -205,7 +205,11 @@ class TokenBucket(NoCopy):
             lock.release()
 
     def refund(self, tokens: float = 1.0, now: float | None = None) -> None:
-        """Give back tokens taken by ``reserve`` or ``try_acquire`` and not used."""
+        """Give back tokens taken by ``reserve`` or ``try_acquire`` and not used.
+
+        The acquisition handed back no longer counts as granted (a refund
+        with no grant counted leaves the count at zero).
+        """
         if type(tokens) is float and 0.0 <= tokens < INF:
             n = tokens
         elif type(tokens) is int and 0 <= tokens <= EXACT_INT:
@@ -259,7 +263,7 @@ class TokenBucket(NoCopy):
 
     @property
     def granted(self) -> int:
-        """How many acquisitions succeeded (try_acquire and reserve)."""
+        """How many acquisitions succeeded (try_acquire and reserve), less those refunded."""
         return self._granted
 
     @property

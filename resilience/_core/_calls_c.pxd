@@ -25,7 +25,9 @@ cdef class BreakerCall(_Wrapper):
     cdef bint _judges_results
 
     cdef inline double _now(self) except? -1.0
-    cdef object _run(self, long long token, PyObject** args, size_t nargsf, PyObject* kwnames)
+    cdef object _run(
+        self, long long token, double start, PyObject** args, size_t nargsf, PyObject* kwnames
+    )
 
 
 cdef class _Awaiting
@@ -60,6 +62,7 @@ cdef class AsyncBreakerCall(_AsyncWrapper):
     cdef BreakerCore _core
     cdef object _name
     cdef object _settle
+    cdef object _clock
 
 
 @cython.final

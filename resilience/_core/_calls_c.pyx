@@ -18,7 +18,7 @@ from cpython.exc cimport PyErr_Fetch, PyErr_NormalizeException, PyErr_Restore, P
 from cpython.object cimport PyObject
 from cpython.ref cimport Py_DECREF, Py_INCREF, Py_XDECREF
 
-from resilience._core._clock_c cimport monotonic, read_now
+from resilience._core._clock_c cimport elapsed, monotonic, read_now
 from resilience._core._semaphore_c cimport SemaphoreCore
 from resilience._core._vectorcall_c cimport (
     PYGEN_NEXT,
@@ -96,8 +96,9 @@ cdef class BreakerCall(_Wrapper):
     cdef inline double _now(self) except? -1.0:
         return monotonic() if self._clock is None else read_now(self._clock, None)
 
-    cdef object _run(self, long long token, PyObject** args, size_t nargsf, PyObject* kwnames):
-        cdef double start = self._now() if self._timed else 0.0
+    cdef object _run(
+        self, long long token, double start, PyObject** args, size_t nargsf, PyObject* kwnames
+    ):
         try:
             result = PyObject_Vectorcall(self._fn, args, nargsf, kwnames)
         except BaseException as exc:
@@ -106,7 +107,7 @@ cdef class BreakerCall(_Wrapper):
         if self._judges_results:
             self._settle(token, None, result, start)
         elif self._timed:
-            self._core.settle(False, self._now() - start, token, None)
+            self._core.settle(False, elapsed(self._clock, start), token, None)
         else:
             self._core.succeed(token)
         return result
@@ -115,6 +116,9 @@ cdef class BreakerCall(_Wrapper):
 cdef PyObject* _breaker_vectorcall(
     BreakerCall self, PyObject** args, size_t nargsf, PyObject* kwnames
 ) except NULL:
+    # A user clock is read (and checked) before the permit is taken: a bad
+    # reading raises with nothing held and nothing run.
+    cdef double start = self._now() if self._timed or self._clock is not None else 0.0
     cdef long long token = self._core.take(None)
     if token < 0:
         if self._fallback is not None:
@@ -124,7 +128,7 @@ cdef PyObject* _breaker_vectorcall(
             PyErr_SetObject(CircuitOpenError, error)
             return NULL
     else:
-        result = self._run(token, args, nargsf, kwnames)
+        result = self._run(token, start, args, nargsf, kwnames)
     Py_INCREF(result)
     return <PyObject*>result
 
@@ -329,18 +333,22 @@ cdef class AsyncBreakerCall(_AsyncWrapper):
     answered in C, anything else through ``settle(token, error, None, 0.0)``.
     """
 
-    def __init__(self, fn, BreakerCore core, name, settle):
+    def __init__(self, fn, BreakerCore core, name, settle, clock):
         self._fn = fn
         self._core = core
         self._name = name
         self._settle = settle
+        self._clock = clock
         self._vectorcall = <vectorcallfunc>_async_vectorcall
 
     cdef bint _refuses_now(self) except -1:
         return self._core.refuses_now()
 
     cdef int _start(self, _Awaiting waiting) except -1:
-        cdef long long token = self._core.take(None)
+        cdef long long token
+        if self._clock is not None:
+            read_now(self._clock, None)  # checked before the permit is taken
+        token = self._core.take(None)
         if token < 0:
             return _refuse(waiting, CircuitOpenError, _refusal(
                 CircuitOpenError, (self._name, self._core.wait_for_permit(None))

@@ -7,10 +7,10 @@ in C: the fast path of a call here, judgement through the callbacks.
 
 from __future__ import annotations
 
-import time
 from types import MethodType
 from typing import Any
 
+from ._clock_py import elapsed, read_now
 from ._errors import CircuitOpenError, RateLimitExceeded
 from ._layout import RETRY_ATTEMPTS, RETRY_CALLS, RETRY_SUCCESSES
 from ._nocopy import NoCopy
@@ -64,18 +64,21 @@ class BreakerCall(_Wrapper):
         self._name = name
         self._fallback = fallback
         self._settle = settle
-        self._clock = time.monotonic if clock is None else clock
+        self._clock = clock
         self._timed = timed
         self._judges_results = judges_results
 
     def __call__(self, /, *args: Any, **kwargs: Any) -> Any:
         core = self._core
+        clock = self._clock
+        # A user clock is read (and checked) before the permit is taken: a bad
+        # reading raises with nothing held and nothing run.
+        start = read_now(clock, None) if self._timed or clock is not None else 0.0
         token = core.acquire()
         if token < 0:
             if self._fallback is not None:
                 return self._fallback(*args, **kwargs)
             raise CircuitOpenError.__new__(CircuitOpenError, self._name, core.retry_after())
-        start = self._clock() if self._timed else 0.0
         try:
             result = self._fn(*args, **kwargs)
         except BaseException as exc:
@@ -84,7 +87,7 @@ class BreakerCall(_Wrapper):
         if self._judges_results:
             self._settle(token, None, result, start)
         elif self._timed:
-            core.record_success(self._clock() - start, None, token)
+            core.record_success(elapsed(clock, start), None, token)
         else:
             core.record_success(0.0, None, token)
         return result
@@ -126,26 +129,50 @@ class AsyncBreakerCall(_Wrapper):
     that takes the permit when first awaited (never before: an awaitable
     never awaited holds nothing) and answers it when the coroutine ends: a
     success here, anything else through ``settle(token, error, None, 0.0)``.
+    A call made while the breaker refuses makes its coroutine only if it is
+    let through when awaited.
     """
 
-    __slots__ = ("_core", "_name", "_settle")
+    __slots__ = ("_clock", "_core", "_name", "_settle")
 
-    def __init__(self, fn: Any, core: Any, name: str | None, settle: Any) -> None:
+    def __init__(self, fn: Any, core: Any, name: str | None, settle: Any, clock: Any) -> None:
         self._fn = fn
         self._core = core
         self._name = name
         self._settle = settle
+        self._clock = clock
 
     def __call__(self, /, *args: Any, **kwargs: Any) -> Any:
+        if self._core.refuses_now():
+            # No coroutine yet, only the arguments, as in the compiled twin:
+            # it would be closed unrun, at a cost greater than the refusal's.
+            return self._run(None, args, kwargs)
         coro = self._fn(*args, **kwargs)
         return _Awaiting(self._run(coro), coro)
 
-    async def _run(self, coro: Any) -> Any:
+    async def _run(
+        self, coro: Any, args: tuple[Any, ...] = (), kwargs: dict[str, Any] | None = None
+    ) -> Any:
         core = self._core
+        if self._clock is not None:
+            # Checked before the permit is taken: a bad reading raises with nothing held.
+            try:
+                read_now(self._clock, None)
+            except BaseException:
+                if coro is not None:
+                    coro.close()
+                raise
         token = core.acquire()
         if token < 0:
-            coro.close()  # never started: nothing runs, no "never awaited" warning
+            if coro is not None:
+                coro.close()  # never started: nothing runs, no "never awaited" warning
             raise CircuitOpenError.__new__(CircuitOpenError, self._name, core.retry_after())
+        if coro is None:  # refused when called, let through now
+            try:
+                coro = self._fn(*args, **(kwargs or {}))
+            except BaseException:
+                core.release(token)
+                raise
         try:
             result = await coro
         except BaseException as exc:
@@ -226,10 +253,10 @@ class RetryCall(_Wrapper):
         self._fn = fn
         self._counts = counts
         self._resume = resume
-        self._clock = time.monotonic if clock is None else clock
+        self._clock = clock
 
     def __call__(self, /, *args: Any, **kwargs: Any) -> Any:
-        started = self._clock()
+        started = read_now(self._clock, None)
         counts = self._counts
         counts.add(RETRY_CALLS)
         counts.add(RETRY_ATTEMPTS)
@@ -257,7 +284,7 @@ class AsyncRetryCall(RetryCall):
 
     async def _run(self, coro: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
         try:
-            started = self._clock()
+            started = read_now(self._clock, None)
         except BaseException:
             coro.close()
             raise

@@ -98,3 +98,10 @@ cdef inline double read_now(object clock, object now) except? -1.0:
             return result
     from resilience._core import _validate
     return _validate.clock_reading(reading)
+
+
+cdef inline double elapsed(object clock, double start) except -1.0:
+    """Seconds since ``start`` on ``clock`` (None: the monotonic clock); 0.0
+    when the clock stepped back past ``start``, for a duration is never negative."""
+    cdef double duration = read_now(clock, None) - start
+    return duration if duration > 0.0 else 0.0
