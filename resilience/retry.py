@@ -13,13 +13,13 @@ from __future__ import annotations
 import math
 import sys
 import threading
-import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from types import TracebackType
 from typing import Any
 
 from . import _core
+from ._core._clock_py import reader
 from ._core._layout import (
     RETRY_ATTEMPTS,
     RETRY_CALLS,
@@ -29,7 +29,6 @@ from ._core._layout import (
     RETRY_SUCCESSES,
 )
 from ._core._nocopy import NoCopy
-from ._core._clock_py import reader
 from ._core._validate import clock as check_clock
 from ._core._validate import count, non_negative, number, optional, positive, slice_width
 from ._core._window_py import default_buckets
@@ -339,12 +338,12 @@ class _Run:
         """A new call; or, with ``started``, one whose first attempt was already counted."""
         self._retry = retry
         if started is None:
+            started = retry._clock()  # first: a bad clock raises with nothing counted
             if retry._budget is not None:
                 retry._budget.deposit()
             counts = retry._counts
             counts.add(RETRY_CALLS)
             counts.add(RETRY_ATTEMPTS)
-            started = retry._clock()
         self.started = started
         self.attempt = 1
         self.delay = 0.0

@@ -13,7 +13,6 @@ from __future__ import annotations
 import contextvars
 import functools
 import math
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from types import TracebackType
@@ -21,6 +20,7 @@ from typing import Any
 
 from . import _core
 from ._bounded import Scope, Worker
+from ._core._clock_py import reader
 from ._core._validate import clock as check_clock
 from ._core._validate import non_negative
 from ._policy import AsyncBlock, P, Policy, R, SyncEntry, check_name, pop_entry, push_entry
@@ -55,7 +55,7 @@ class deadline(SyncEntry):
 
     def __init__(self, seconds: float, *, clock: Callable[[], float] | None = None) -> None:
         self.seconds = non_negative("seconds", seconds)
-        self._clock: Callable[[], float] = check_clock(clock) or time.monotonic
+        self._clock: Callable[[], float] = reader(check_clock(clock))  # readings checked
 
     def __enter__(self) -> deadline:
         mine = (self._clock() + self.seconds, self._clock)

@@ -1311,11 +1311,6 @@ def on_each_twin(twins: Twins, run: Callable[[], Any]) -> list[Any]:
     return results
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="twins diverge: the compiled decorator does not check the measured duration, "
-    "the pure one raises ValueError after the call ran (and leaves its permit unsettled)",
-)
 def test_breaker_decorator_when_the_clock_steps_back(twins: Twins) -> None:
     def run() -> Any:
         clock = SteppingClock(100.0)
@@ -1335,12 +1330,6 @@ def test_breaker_decorator_when_the_clock_steps_back(twins: Twins) -> None:
     expect_same("clock stepping back", *on_each_twin(twins, run))
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="twins diverge: the compiled Retry decorator converts (and checks) the clock's "
-    "reading, the pure one uses it as is: an int clock gives elapsed 0.0 vs 0, "
-    "a NaN reading raises ValueError vs retries normally",
-)
 @pytest.mark.parametrize("reading", [7, float("nan")])
 def test_retry_decorator_with_a_clock_that_is_not_a_finite_float(
     twins: Twins, reading: Any

@@ -18,6 +18,7 @@ import threading
 from typing import Any
 
 import pytest
+from realsleep import Woken, woken_from_the_sleep_hook
 
 import resilience
 from resilience import (
@@ -28,8 +29,6 @@ from resilience import (
     deadline,
 )
 from resilience.testing import FakeClock
-
-from realsleep import Woken, woken_from_the_sleep_hook
 
 GUARD = 10.0  # seconds: a deadlock guard for thread joins, never an assertion on time
 

@@ -19,6 +19,7 @@ import threading
 from typing import Any
 
 import pytest
+from realsleep import Woken, woken_from_the_sleep_hook
 
 import resilience
 from resilience import (
@@ -33,8 +34,6 @@ from resilience import (
 )
 from resilience.backoff import constant, exponential, linear
 from resilience.testing import FakeClock
-
-from realsleep import Woken, woken_from_the_sleep_hook
 
 START = 100.0
 GUARD = 10.0  # seconds: a hang guard for waits on events and joins, never an assertion on time

@@ -230,6 +230,8 @@ class TokenBucket(NoCopy):
                 self._last = t
             level = level + n
             self._tokens = level if level < capacity else capacity
+            if self._granted > 0:
+                self._granted -= 1
         finally:
             lock.release()
 

@@ -25,6 +25,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any, TypeAlias
 
 from .._bounded import Outcome, Scope, Worker, wait_time
+from .._core._clock_py import reader
 from .._core._nocopy import NoCopy
 from .._core._validate import clock as check_clock
 from .._core._validate import count, non_negative, positive
@@ -187,7 +188,7 @@ class HealthCheck(NoCopy):
         self.failure_threshold = count("failure_threshold", failure_threshold)
         self.success_threshold = count("success_threshold", success_threshold)
         self.isolate = isolate
-        self._clock: Callable[[], float] = check_clock(clock) or time.monotonic
+        self._clock: Callable[[], float] = reader(check_clock(clock))  # readings checked
         self._is_async = _is_coroutine_function(probe)
         self._lock = threading.Lock()
         self._isolating = threading.Lock()
