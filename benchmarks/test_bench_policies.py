@@ -34,6 +34,7 @@ from resilience._tools import workload
 from resilience._tools.timing import af, f
 from resilience._tools.workload import AREJECT, HUGE, REJECT, failing
 from resilience.chaos import latency
+from resilience.testing import FakeClock
 
 Run = Any
 
@@ -239,6 +240,17 @@ def test_error_budget_record(run_sync: Run, policies: SimpleNamespace) -> None:
     budget = ErrorBudget(0.999)
     run_sync("b.record(True)", b=budget)
     assert budget.remaining == 1.0
+
+
+@pytest.mark.benchmark(group="ErrorBudget.record(), a minute apart, 30-day window")
+def test_error_budget_record_a_minute_apart(run_sync: Run, policies: SimpleNamespace) -> None:
+    # Every record lands in a new minute, so the windows turn over on every
+    # call: a record must stay O(1) however many days of traffic the window
+    # holds (one that scanned the window would cost thousands of times more).
+    clock = FakeClock()
+    budget = ErrorBudget(0.999, clock=clock)
+    run_sync("c.advance(60.0)\nb.record(False)", c=clock, b=budget)
+    assert budget.stats.bad == budget.stats.total > 0
 
 
 @pytest.mark.benchmark(group="ErrorBudget.alerts(), 30-day window")

@@ -34,6 +34,7 @@ from .errors import CircuitOpenError
 
 __all__ = ["BreakerStats", "CircuitBreaker", "CircuitState"]
 
+
 class CircuitState(str, Enum):
     """The state of a circuit breaker."""
 

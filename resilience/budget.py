@@ -16,11 +16,11 @@ from __future__ import annotations
 
 import math
 import sys
-import threading
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import asdict, dataclass
 
 from . import _core
+from ._core import _fork
 from ._core._clock_py import read_now
 from ._core._nocopy import NoCopy
 from ._core._validate import clock as check_clock
@@ -130,7 +130,7 @@ class ErrorBudget(NoCopy):
             else None
         )
         self._whole: _core.TimeWindow = self._coarse or self._fine
-        self._lock = threading.Lock()
+        self._lock = _fork.lock()
         self._listeners: list[Callable[[ErrorBudget], object]] = []
 
     def record(self, ok: bool, n: int = 1) -> None:

@@ -19,12 +19,14 @@ from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
 from . import _core
+from ._core import _fork
 from ._core._validate import count, non_negative
 from ._policy import Acquiring, Policy, Wait, check_name, finish_async, finish_sync, keeps
 from .errors import BulkheadFullError
 from .timeout import remaining
 
 __all__ = ["Bulkhead", "BulkheadStats"]
+
 
 @dataclass(frozen=True)
 class BulkheadStats:
@@ -168,8 +170,9 @@ class Bulkhead(_core.SELECTED.BulkheadGate, Policy):  # type: ignore[misc,name-d
         self._max_queue = count("max_queue", max_queue, 0)
         self._max_wait = non_negative("max_wait", max_wait)
         self._name = check_name(name)
-        self._lock = threading.Lock()  # guards the queue; the core's counts follow it
+        self._lock = _fork.lock()  # guards the queue; the core's counts follow it
         self._queue: deque[_Waiter] = deque()
+        _fork.register(self)
         # Fast paths stand in for acquire / release only where a subclass kept them.
         self._plain = keeps(self, Bulkhead, "acquire", "aacquire", "release")
         self._bind_core(self._core if self._plain else None)
@@ -233,6 +236,16 @@ class Bulkhead(_core.SELECTED.BulkheadGate, Policy):  # type: ignore[misc,name-d
             waiter = self._queue.popleft()
             self._core.hand_over()
             waiter.grant()
+
+    def _reset_in_child(self) -> None:
+        """In a forked child: the parent's threads are gone, so are their permits and places."""
+        # Only this thread runs in the child: no lock needed.
+        self._queue.clear()
+        core = self._core
+        for _ in range(core.waiting):
+            core.leave_queue()
+        for _ in range(core.active):
+            core.release()
 
     # -- the protocol ------------------------------------------------------------
 

@@ -10,11 +10,11 @@ innermost policy of a ``Pipeline``, so the policies around it see the faults.
 from __future__ import annotations
 
 import random
-import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from ._core import _fork
 from ._core._env import env_flag
 from ._core._validate import clock as check_clock
 from ._core._validate import non_negative_finite, number
@@ -143,7 +143,7 @@ class Chaos(Policy):
         if self._sleep is None:
             self._sleep = check_callable("clock.sleep", getattr(clock, "sleep", None))
         self._name = check_name(name)
-        self._lock = threading.Lock()  # one call's draws stay together
+        self._lock = _fork.lock()  # one call's draws stay together
         self._counts = [0, 0, 0]  # LATENCY, ERROR, RESULT, under the lock
 
     def _draw(self) -> tuple[float, Fault | None]:

@@ -20,8 +20,6 @@ level, ``SHEDDABLE_PLUS`` from the third, ``CRITICAL`` from the fourth, and
 from __future__ import annotations
 
 import math
-import threading
-import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from contextvars import ContextVar
@@ -29,6 +27,8 @@ from enum import IntEnum
 from typing import Any
 
 from . import _core
+from ._core import _fork
+from ._core._clock_py import reader
 from ._core._nocopy import NoCopy
 from ._core._validate import clock as check_clock
 from ._core._validate import non_negative, positive
@@ -110,8 +110,8 @@ class DegradationManager(NoCopy):
         self._check_interval = non_negative("check_interval", check_interval)
         if math.isinf(self._check_interval):
             raise ValueError(f"check_interval must be finite, got {check_interval!r}")
-        self._clock: Callable[[], float] = check_clock(clock) or time.monotonic
-        self._lock = threading.Lock()
+        self._clock: Callable[[], float] = reader(check_clock(clock))  # readings checked
+        self._lock = _fork.lock()
         self._index = 0
         self._manual: int | None = None
         self._triggers: list[tuple[Callable[[], object], int]] = []

@@ -13,11 +13,11 @@ import dataclasses
 import enum
 import inspect
 import math
-import threading
 from collections.abc import Callable, Mapping
 from typing import Any
 
 from . import backoff
+from ._core import _fork
 from ._core._nocopy import NoCopy
 from ._core._validate import clock as check_clock
 from ._policy import check_callable
@@ -77,7 +77,7 @@ class ResilienceManager(NoCopy):
     ) -> None:
         self._clock = check_clock(clock)
         self._sleep = check_callable("sleep", sleep)
-        self._lock = threading.RLock()
+        self._lock = _fork.rlock()
         # kind -> name -> (settings it was made with, None if add()ed; the policy)
         self._made: dict[str, dict[str, tuple[dict[str, Any] | None, Any]]] = {
             kind: {} for kind in KINDS

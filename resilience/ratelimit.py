@@ -12,13 +12,13 @@ from __future__ import annotations
 
 import functools
 import math
-import threading
-import time
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from typing import Any
 
 from . import _core
+from ._core import _fork
+from ._core._clock_py import reader
 from ._core._validate import capacity as check_capacity
 from ._core._validate import clock as check_clock
 from ._core._validate import non_negative, number, positive
@@ -267,8 +267,8 @@ class AdaptiveRateLimiter(RateLimiter):
         self._latency_target = (
             None if latency_target is None else positive("latency_target", latency_target)
         )
-        self._clock: Callable[[], float] = clock or time.monotonic
-        self._lock = threading.Lock()
+        self._clock: Callable[[], float] = reader(clock)  # readings checked
+        self._lock = _fork.lock()
         self._last_increase = -float("inf")
         self._last_decrease = -float("inf")
 

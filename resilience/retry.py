@@ -12,13 +12,13 @@ from __future__ import annotations
 
 import math
 import sys
-import threading
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from types import TracebackType
 from typing import Any
 
 from . import _core
+from ._core import _fork
 from ._core._clock_py import reader
 from ._core._layout import (
     RETRY_ATTEMPTS,
@@ -111,7 +111,7 @@ class RetryBudget(NoCopy):
         # The compiled time window counts first calls as successes and
         # retries as failures over the last ``ttl`` seconds.
         self._window = _core.SELECTED.TimeWindow(self.ttl, clock=check_clock(clock))
-        self._lock = threading.Lock()  # a check and its withdrawal are one step
+        self._lock = _fork.lock()  # a check and its withdrawal are one step
 
     @property
     def ratio(self) -> float:

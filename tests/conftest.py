@@ -3,6 +3,10 @@
 The compiled parameter fails (it does not skip) when the extension cannot be
 imported, so a broken build cannot pass as a green run of the pure twin.
 ``--no-c-extensions`` drops it, for interpreters without a compiler.
+
+Also here: the Hypothesis profiles (``ci`` when CI is set, ``dev``
+otherwise, or ``HYPOTHESIS_PROFILE``), more examples for the differential
+tests in CI, and the per-test timeout's plugin, required.
 """
 
 from __future__ import annotations
@@ -21,10 +25,58 @@ settings.register_profile(
 )
 settings.register_profile("dev", max_examples=60, deadline=None)
 settings.register_profile("thorough", max_examples=2000, deadline=None)
-settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci" if os.environ.get("CI") else "dev"))
+PROFILE = os.environ.get("HYPOTHESIS_PROFILE", "ci" if os.environ.get("CI") else "dev")
+settings.load_profile(PROFILE)
+
+# The differential tests (test_differential*.py) drive both twins with drawn
+# scripts and compare them after every step; a disagreement hides in rare
+# scripts, so CI draws more of them there than the profile draws elsewhere
+# (600: about a minute more for the whole suite).
+DIFFERENTIAL_EXAMPLES = {"ci": 600}
+
+# Hypothesis shrinks a failing example for up to 300 s before it reports it;
+# a Hypothesis test gets that much on top of the per-test timeout, so the
+# timeout cannot end the run and lose the example.
+SHRINKING_SECONDS = 300.0
 
 
 MISSING_HINT = "build it (pip install -e .) or pass --no-c-extensions"
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    # The per-test timeout ([tool.pytest.ini_options] timeout) is what makes a
+    # hang fail; without the plugin that setting is silently ignored.
+    if not config.pluginmanager.hasplugin("timeout"):
+        raise pytest.UsageError(
+            "the tests need pytest-timeout, so that a hang fails instead of stalling"
+            " the run: pip install -e '.[test]'"
+        )
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Time and examples for the Hypothesis tests.
+
+    Each gets SHRINKING_SECONDS more than the per-test timeout (unless it
+    has its own timeout mark). Under a profile in DIFFERENTIAL_EXAMPLES, the
+    differential tests that draw the profile's own count draw that many
+    instead (one that chose its count keeps it).
+    """
+    shrinking_timeout = float(config.getini("timeout")) + SHRINKING_SECONDS
+    examples = DIFFERENTIAL_EXAMPLES.get(PROFILE)
+    profile_count = settings.get_profile(PROFILE).max_examples
+    for item in items:
+        test = getattr(item, "obj", None)
+        if not getattr(test, "is_hypothesis_test", False):  # set by @given
+            continue
+        if item.get_closest_marker("timeout") is None:
+            item.add_marker(pytest.mark.timeout(shrinking_timeout))
+        if examples is None or not item.path.name.startswith("test_differential"):
+            continue
+        # Hypothesis reads a test's settings from this attribute on each run;
+        # settings() derives new ones that keep everything else the test set.
+        chosen = test._hypothesis_internal_use_settings
+        if chosen.max_examples == profile_count:
+            test._hypothesis_internal_use_settings = settings(chosen, max_examples=examples)
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:

@@ -14,7 +14,6 @@ import logging
 import math
 import random
 import sys
-import time
 import tracemalloc
 
 import pytest
@@ -145,15 +144,12 @@ def test_days_of_traffic_minute_by_minute(policy_impl, days):
     clock = FakeClock()
     b = budget(clock)
     minutes = int(days * DAY / MINUTE)
-    started = time.perf_counter()
+    # What a record costs as the window turns over is a speed claim: the
+    # benchmark "ErrorBudget.record(), a minute apart" measures it.
     for _ in range(minutes):
         b.record(True, 99)
         b.record(False)
         clock.advance(MINUTE)
-    elapsed = time.perf_counter() - started
-    # O(1) a record: about 0.1 s for 3 days and 0.6 s for 30 on the pure twin here;
-    # a record that scanned the window would take minutes.
-    assert elapsed < 0.5 * days / 3 + 2.0
     stats = b.stats
     # the clock stands at the end of the last minute: for 30 days, the first
     # hour has just left the window

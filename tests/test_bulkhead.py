@@ -7,8 +7,9 @@ compiled core and once on the pure one.
 
 Bulkhead waits use the real clock, so the real waits here are tiny (<= 0.1 s).
 ``GUARD`` bounds joins and polls so that a deadlock fails the test instead of
-hanging it; it is never an assertion on how long something took, except as a
-generous upper bound where a wait must end.
+hanging it; it is never an assertion on how long something took. Where a
+call must refuse without waiting, the wait it must not enter is longer than
+``GUARD`` (10 s or no end), so entering it fails the guard.
 """
 
 from __future__ import annotations
@@ -31,7 +32,6 @@ from resilience.timeout import deadline
 
 GUARD = 5.0  # seconds: deadlock guard for joins and polls
 TINY = 0.05  # seconds: the longest real wait a test asks for
-SOON = 4.0  # seconds: "at once" / "ended by its limit" upper bound, far above any real wait
 
 
 class Boom(Exception):
@@ -110,23 +110,23 @@ async def aqueued(bulkhead: Bulkhead, n: int) -> None:
 def refused_at_once(fn: Callable[[], Any]) -> None:
     """``fn()`` raises BulkheadFullError without waiting.
 
-    It runs on a worker thread, so a wrongly entered wait fails the test
-    (after GUARD at most) instead of hanging it.
+    It runs on a worker thread, so a wrongly entered wait (longer than GUARD
+    in every caller) fails the test instead of hanging it.
     """
-    start = time.monotonic()
     worker = Worker(fn)
     worker.thread.join(GUARD)
     assert not worker.thread.is_alive(), "it waited instead of refusing at once"
     assert isinstance(worker.error, BulkheadFullError), worker.error
-    assert time.monotonic() - start < SOON
 
 
 async def arefused_at_once(fn: Callable[[], Awaitable[Any]]) -> None:
-    """``await fn()`` raises BulkheadFullError without waiting (bounded by GUARD)."""
-    start = time.monotonic()
+    """``await fn()`` raises BulkheadFullError without waiting.
+
+    A wrongly entered wait (longer than GUARD in every caller) ends in the
+    guard's TimeoutError instead.
+    """
     with pytest.raises(BulkheadFullError):
         await asyncio.wait_for(fn(), GUARD)
-    assert time.monotonic() - start < SOON
 
 
 def counts(bulkhead: Bulkhead) -> tuple[int, int, int, int]:
@@ -1244,7 +1244,7 @@ def test_stats_count_handed_over_permits_and_timed_out_waits(policy_impl):
 
     queued_full = Worker(lambda: bulkhead.acquire(timeout=GUARD))
     queued(bulkhead, 1)
-    refused_at_once(lambda: bulkhead.acquire(timeout=GUARD))  # the queue is full
+    refused_at_once(lambda: bulkhead.acquire(timeout=math.inf))  # the queue is full
     assert counts(bulkhead) == (1, 1, 2, 2)
     bulkhead.release()
     queued_full.ok()

@@ -10,8 +10,9 @@ first error or result fault that fired.
 
 Time is a ``FakeClock`` wherever injected latency is awaited; the one real
 wait is a 0.001 s ``asyncio.sleep`` (the async path given a plain ``sleep``),
-which is never timed. The tests that put a CircuitBreaker around chaos ask
-for ``policy_impl`` so they run on both twins of the core.
+which is never timed. Every test runs on both twins of the core
+(``policy_impl`` for the whole module): chaos keeps no core state itself,
+the breakers and retries put around it do.
 """
 
 from __future__ import annotations
@@ -33,6 +34,10 @@ from resilience.backoff import constant
 from resilience.chaos import Chaos, ChaosStats
 from resilience.errors import CircuitOpenError, InjectedFault, ResilienceError
 from resilience.testing import FakeClock
+
+# Every test runs once on each twin of the core (``policy_impl``): the
+# policies built here take their core classes from the twin it selects.
+pytestmark = pytest.mark.usefixtures("policy_impl")
 
 ENV = "RESILIENCE_CHAOS"
 KINDS = ("latency", "error", "result")

@@ -22,9 +22,17 @@ from typing import Any
 
 import pytest
 
-from resilience import CircuitBreaker, RateLimiter, Retry, deadline, remaining
+from resilience import (
+    AdaptiveRateLimiter,
+    CircuitBreaker,
+    RateLimiter,
+    Retry,
+    deadline,
+    remaining,
+)
 from resilience.backoff import constant
 from resilience.budget import ErrorBudget
+from resilience.degradation import DegradationManager
 from resilience.health import HealthCheck, HealthStatus
 
 
@@ -88,9 +96,7 @@ def sync_form(form: str, breaker: CircuitBreaker, work: Callable[[], str]) -> Ca
     return within
 
 
-def async_form(
-    form: str, breaker: CircuitBreaker, work: Callable[[], str]
-) -> Callable[[], Any]:
+def async_form(form: str, breaker: CircuitBreaker, work: Callable[[], str]) -> Callable[[], Any]:
     async def awork() -> str:
         return work()
 
@@ -274,12 +280,38 @@ def test_a_health_check_with_a_bad_clock_does_not_probe(reading: Any) -> None:
 
 
 @pytest.mark.parametrize("reading", BAD_READINGS.values(), ids=BAD_READINGS.keys())
-def test_an_error_budget_with_a_bad_clock_records_nothing(
-    policy_impl: Any, reading: Any
-) -> None:
+def test_an_error_budget_with_a_bad_clock_records_nothing(policy_impl: Any, reading: Any) -> None:
     clock = SettableClock()
     budget = ErrorBudget(0.9, window=3600.0, clock=clock)
     clock.reading = reading
     expect_refusal(reading, lambda: budget.record(ok=False))
     clock.reading = 100.0
     assert budget.remaining == 1.0
+
+
+@pytest.mark.parametrize("reading", BAD_READINGS.values(), ids=BAD_READINGS.keys())
+def test_an_adaptive_limiter_with_a_bad_clock_keeps_its_rate(
+    policy_impl: Any, reading: Any
+) -> None:
+    clock = SettableClock()
+    limiter = AdaptiveRateLimiter(10, min_rate=1, max_rate=20, clock=clock)
+    clock.reading = reading
+    expect_refusal(reading, limiter.record_failure)
+    expect_refusal(reading, lambda: limiter.record_success(0.0))
+    clock.reading = 100.0
+    assert limiter.rate == 10.0
+    limiter.record_failure()  # not skipped as "too soon after" a bad reading
+    assert limiter.rate == 5.0
+
+
+@pytest.mark.parametrize("reading", BAD_READINGS.values(), ids=BAD_READINGS.keys())
+def test_a_degradation_manager_with_a_bad_clock_stays_at_its_level(
+    policy_impl: Any, reading: Any
+) -> None:
+    clock = SettableClock()
+    manager = DegradationManager(clock=clock)
+    clock.reading = reading
+    expect_refusal(reading, lambda: manager.set_level("critical"))
+    expect_refusal(reading, lambda: DegradationManager(clock=clock))
+    clock.reading = 100.0
+    assert manager.level == "normal"

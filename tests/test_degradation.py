@@ -3,6 +3,8 @@
 Every expectation comes from docs/architecture.md ("Degradation", "Argument ranges") and
 the docstrings of ``resilience.degradation``, worked out by hand. Every
 manager runs on a ``FakeClock``, so nothing here waits or times anything.
+Every test runs on both twins of the core (``policy_impl`` for the whole
+module): the manager's shed counters are the core's ``Counters``.
 
 The falling rule, as the tests read it: the level rises at once to the highest
 level a firing trigger asks for; it falls one step at a time, and a step down
@@ -29,8 +31,13 @@ import pytest
 from resilience import DegradationManager
 from resilience.testing import FakeClock
 
+# Every test runs once on each twin of the core (``policy_impl``): the
+# policies built here take their core classes from the twin it selects.
+pytestmark = pytest.mark.usefixtures("policy_impl")
+
 LEVELS = ("normal", "degraded", "critical")
 FIVE = ("green", "blue", "yellow", "orange", "red")
+GUARD = 30.0  # seconds: a deadlock guard for barriers and joins, never an assertion on time
 
 
 # -- helpers ---------------------------------------------------------------------
@@ -1047,17 +1054,19 @@ def test_threads_reading_and_calling_while_triggers_flip(frequent_switches):
 
     readers = 8
     steps = 100
-    start = threading.Barrier(readers + 1)
+    start = threading.Barrier(readers + 1, timeout=GUARD)
     stop = threading.Event()
     errors: list[BaseException] = []
     observed: list[set[str]] = [set() for _ in range(readers)]
     results_ok = [True] * readers
     # pacing: at a few chosen steps the writer waits until every reader has run
     # one whole round that began after that step's flip (a round notes the step
-    # it began in; a guard bounds the wait, it is no timing assertion)
+    # it began in). A reader that has run its round waits there too: one that
+    # looped on would keep taking the manager's lock ahead of a reader woken
+    # to take it, and on a loaded machine starve it for seconds.
     paced = {step for step in range(1, steps + 1) if step % 20 in (1, 8, 15)}
     current_step = [0]
-    round_done = threading.Semaphore(0)
+    pace = threading.Barrier(readers + 1, timeout=GUARD)
     reported = [0] * readers
     rounds = [0] * readers
 
@@ -1076,7 +1085,7 @@ def test_threads_reading_and_calling_while_triggers_flip(frequent_switches):
                 rounds[k] = i
                 if reported[k] != step:
                     reported[k] = step
-                    round_done.release()
+                    pace.wait()
         except BaseException as exc:
             errors.append(exc)
 
@@ -1093,20 +1102,19 @@ def test_threads_reading_and_calling_while_triggers_flip(frequent_switches):
                     mgr.evaluate()
                 if step in paced:
                     current_step[0] = step
-                    for _ in range(readers):
-                        if not round_done.acquire(timeout=10.0):  # deadlock guard only
-                            raise AssertionError("a reader stopped making progress")
+                    pace.wait()  # every reader has run a round since the flip
         except BaseException as exc:
             errors.append(exc)
         finally:
             stop.set()
+            pace.abort()  # a failed writer must not leave the readers waiting
 
     threads = [threading.Thread(target=reader, args=(k,), daemon=True) for k in range(readers)]
     threads.append(threading.Thread(target=writer, daemon=True))
     for t in threads:
         t.start()
     for t in threads:
-        t.join(timeout=30.0)  # a deadlock guard, not a timing assertion
+        t.join(GUARD)
     assert not any(t.is_alive() for t in threads)
     assert errors == []
     assert all(results_ok)

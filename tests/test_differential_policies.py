@@ -1030,6 +1030,9 @@ def test_bulkhead_calls_cancelled_holding_and_queued_leave_nothing_behind(twins:
 
 # -- Retry -------------------------------------------------------------------------------
 
+# Retry has no ``with`` form; ``for attempt in retry: with attempt:`` instead.
+RETRY_SYNC_FORMS = ("deco", "call", "iter", "mdeco")
+RETRY_ASYNC_FORMS = ("adeco", "acall", "aiter", "amdeco")
 RETRY_KINDS = weighted((["raise"], 6), (["ok"], 3), (["bad", "later"], 2))
 
 
@@ -1050,9 +1053,11 @@ def retry_scenarios(draw: st.DrawFn) -> tuple[Any, float, list[Op]]:
     }
     # (ratio, min_per_second) of a RetryBudget on the side's clock: one that bites
     budget = draw(st.sampled_from([None, None, (0.0, 0.2), (0.5, 0.1)]))
-    sync_forms = ("deco", "call", "iter", "mdeco")
-    async_forms = ("adeco", "acall", "aiter", "amdeco")
-    forms = {"both": sync_forms + async_forms, "sync": sync_forms, "async": async_forms}[mode]
+    forms = {
+        "both": RETRY_SYNC_FORMS + RETRY_ASYNC_FORMS,
+        "sync": RETRY_SYNC_FORMS,
+        "async": RETRY_ASYNC_FORMS,
+    }[mode]
     retry_afters = [0.0] if mode == "both" else [0.0, 0.25, 2.0, 100.0]
     script = scripts(RETRY_KINDS, [0.0, 0.0, 0.3], retry_afters, max_attempts=6)
     rows = [
@@ -1062,7 +1067,7 @@ def retry_scenarios(draw: st.DrawFn) -> tuple[Any, float, list[Op]]:
         (within_ops([0.0, 0.5, 2.0, math.inf], step_ops(forms, script)), 2),
     ]
     if mode != "sync":  # cancelled during an attempt or during the backoff after one
-        rows.append((task_ops(step_ops(async_forms, script)), 2))
+        rows.append((task_ops(step_ops(RETRY_ASYNC_FORMS, script)), 2))
     ops = draw(ops_of(*rows, max_size=16))
     return (backoff, delay, mode, config, budget), draw(CLOCK_STARTS), ops
 
@@ -1094,6 +1099,23 @@ def retry_builder(
 def test_retry(twins: Twins, scenario: Any) -> None:
     (backoff, delay, mode, config, budget), start, ops = scenario
     lockstep(twins, retry_builder(backoff, delay, mode, config, budget), start, ops, True)
+
+
+def test_retry_times_its_deadline_from_the_first_attempts_start(twins: Twins) -> None:
+    """A slow first attempt (the fast paths make it) counts against the deadline:
+    0.3 s spent, 0.4 s left, a 0.5 s backoff cannot fit; without a deadline it retries."""
+    slow_failure = (("raise", "Boom", 0.3), ("ok", 0, 0.0))
+    start = -1e9
+    for mode, forms in (("sync", RETRY_SYNC_FORMS), ("async", RETRY_ASYNC_FORMS)):
+        for form in forms:
+            for deadline_, expected in ((0.7, "raised"), (None, "returned")):
+                config = {"attempts": 3, "deadline": deadline_}
+                build = retry_builder("constant", 0.5, mode, config)
+                ops = [("step", form, slow_failure, None)]
+                for side in lockstep(twins, build, start, ops, True):
+                    assert side.outcomes[-1][0] == expected, (form, deadline_, side.impl)
+                    elapsed = [state["elapsed"] for state in side.log]
+                    assert elapsed == ([] if deadline_ else [(start + 0.3) - start]), elapsed
 
 
 # -- Fallback ----------------------------------------------------------------------------

@@ -3,9 +3,9 @@
 Every expectation comes from docs/architecture.md ("Public API" and its forms table,
 "Errors", "Fallback", "Composition, registry, metrics", and the sections of the composed
 policies); counts are worked out by hand in the comments next to them. The
-tests use the public API only. A test whose pipeline holds a CircuitBreaker,
-a RateLimiter or a Bulkhead asks for ``policy_impl`` and builds them inside,
-so it runs once on the compiled core and once on the pure one.
+tests use the public API only (one looks inside to prove which twin runs).
+Every test runs once on the compiled core and once on the pure one
+(``policy_impl`` for the whole module), building its policies inside.
 
 Time is a ``FakeClock`` wherever a policy takes one; the only real waits are
 the Timeout tests (a 0.05 s limit) and the thread tests' barriers, which
@@ -41,6 +41,10 @@ from resilience.errors import (
     TimeoutExceeded,
 )
 from resilience.testing import FakeClock
+
+# Every test runs once on each twin of the core (``policy_impl``): the
+# policies built here take their core classes from the twin it selects.
+pytestmark = pytest.mark.usefixtures("policy_impl")
 
 GUARD = 5.0  # seconds: deadlock guard for barriers and joins, never an assertion
 LIMIT = 0.05  # seconds: the Timeout limit of the timeout tests
@@ -130,6 +134,10 @@ def raises_from(policy: Any, form: str, body: Callable[..., Any], *args: Any) ->
     with pytest.raises(BaseException) as info:
         invoke(policy, form, body, *args)
     return info.value
+
+
+def test_runs_on_the_twin_under_test(policy_impl):
+    assert type(Fallback(lambda exc: None)._counts) is policy_impl.Counters
 
 
 # ================================================================================

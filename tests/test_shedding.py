@@ -6,8 +6,8 @@ shed from ``levels[1]``, ``SHEDDABLE_PLUS`` from ``levels[2]``, ``CRITICAL``
 from ``levels[3]`` (when there is one) and ``CRITICAL_PLUS`` never; a
 ``shed_at`` mapping must never shed a more critical class at a lower level
 than a less critical one. Managers run on a ``FakeClock`` and are built in
-each test under ``policy_impl`` (their shed counters are core ``Counters``),
-so every test runs on both twins.
+each test under ``policy_impl`` (for the whole module: their shed counters
+are core ``Counters``), so every test runs on both twins.
 """
 
 from __future__ import annotations
@@ -31,6 +31,10 @@ from resilience.degradation import (
 )
 from resilience.errors import LoadShedError, ResilienceError
 from resilience.testing import FakeClock
+
+# Every test runs once on each twin of the core (``policy_impl``): the
+# policies built here take their core classes from the twin it selects.
+pytestmark = pytest.mark.usefixtures("policy_impl")
 
 LEVELS = ("normal", "degraded", "critical")
 FIVE = ("green", "blue", "yellow", "orange", "red")
@@ -63,6 +67,11 @@ class Flag:
 
     def __call__(self) -> bool:
         return self.on
+
+
+def test_runs_on_the_twin_under_test(policy_impl):
+    mgr, _ = make()
+    assert type(mgr._shed) is policy_impl.Counters
 
 
 # -- Criticality -----------------------------------------------------------------------

@@ -4,7 +4,9 @@ The design behind it (timeouts and deadlines, errors, the forms of the
 public API) is in docs/architecture.md; the tests use the public API only.
 Deadlines are read on a FakeClock where the count matters; Timeout runs on
 the real clock with limits of a few hundredths of a second, and the tests
-only ask whether a call timed out or not, never how long it took.
+only ask whether a call timed out or not, never how long it took. Every test
+runs on both twins of the core (``policy_impl`` for the whole module): a
+Timeout keeps its counts in the core's ``Counters``.
 """
 
 from __future__ import annotations
@@ -22,6 +24,10 @@ import resilience
 from resilience import ResilienceError, Timeout, TimeoutExceeded, deadline, remaining
 from resilience.testing import FakeClock
 
+# Every test runs once on each twin of the core (``policy_impl``): the
+# policies built here take their core classes from the twin it selects.
+pytestmark = pytest.mark.usefixtures("policy_impl")
+
 SHORT = 0.05  # a limit that slow work always passes
 LONG = 5.0  # a limit that fast work never reaches
 GUARD = 5.0  # seconds: a hang guard for waits on events, never an assertion on time
@@ -29,6 +35,10 @@ GUARD = 5.0  # seconds: a hang guard for waits on events, never an assertion on 
 
 class Boom(Exception):
     """The failure the protected functions raise."""
+
+
+def test_runs_on_the_twin_under_test(policy_impl):
+    assert type(Timeout(1.0)._counts) is policy_impl.Counters
 
 
 def test_names_are_importable_from_the_package():

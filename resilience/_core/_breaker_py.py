@@ -49,11 +49,11 @@ from __future__ import annotations
 
 import math
 import sys
-import threading
 from collections.abc import Callable
 from time import monotonic
 from typing import Any
 
+from . import _fork
 from ._clock_py import read_now
 from ._nocopy import NoCopy
 from ._validate import clock as check_clock
@@ -220,7 +220,7 @@ class BreakerCore(NoCopy):
             self._timed_window = True
         # Whether a rate rule is on: without one, a success cannot trip.
         self._rated = self._failure_rate is not None or self._slow_call_rate is not None
-        self._lock = threading.Lock()
+        self._lock = _fork.lock()
         self._holds: set[str] = set()
         self._state = CLOSED
         self._counter = 0

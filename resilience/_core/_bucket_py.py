@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import math
-import threading
 from collections.abc import Callable
 from time import monotonic
 
+from . import _fork
 from ._clock_py import read_now
 from ._nocopy import NoCopy
 from ._validate import capacity as check_capacity
@@ -60,7 +60,7 @@ class TokenBucket(NoCopy):
                 raise ValueError(f"tokens must be <= capacity ({capacity!r}), got {tokens!r}")
         self._clock = check_clock(clock)
         self._last = read_now(self._clock, None)
-        self._lock = threading.Lock()
+        self._lock = _fork.lock()
         self._granted = 0
         self._rejected = 0
 

@@ -118,7 +118,7 @@ cdef PyObject* _breaker_vectorcall(
 ) except NULL:
     # A user clock is read (and checked) before the permit is taken: a bad
     # reading raises with nothing held and nothing run.
-    cdef double start = self._now() if self._timed else 0.0
+    cdef double start = self._now() if self._timed or self._clock is not None else 0.0
     cdef long long token = self._core.take(None)
     if token < 0:
         if self._fallback is not None:
@@ -346,7 +346,7 @@ cdef class AsyncBreakerCall(_AsyncWrapper):
 
     cdef int _start(self, _Awaiting waiting) except -1:
         cdef long long token
-        if False:
+        if self._clock is not None:
             read_now(self._clock, None)  # checked before the permit is taken
         token = self._core.take(None)
         if token < 0:

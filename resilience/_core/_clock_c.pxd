@@ -104,4 +104,4 @@ cdef inline double elapsed(object clock, double start) except -1.0:
     """Seconds since ``start`` on ``clock`` (None: the monotonic clock); 0.0
     when the clock stepped back past ``start``, for a duration is never negative."""
     cdef double duration = read_now(clock, None) - start
-    return duration
+    return duration if duration > 0.0 else 0.0

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import sys
-import threading
 
+from . import _fork
 from ._nocopy import NoCopy
 from ._validate import count
 
@@ -27,7 +27,7 @@ class Counters(NoCopy):
     def __init__(self, size: int) -> None:
         self._size = count("size", size, maximum=MAX_COUNTERS)
         self._values = [0] * self._size
-        self._lock = threading.Lock()
+        self._lock = _fork.lock()
 
     def add(self, index: int, n: int = 1) -> None:
         """Add ``n`` (>= 0) to counter ``index``."""

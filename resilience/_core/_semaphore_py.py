@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-import threading
-
+from . import _fork
 from ._nocopy import NoCopy
 from ._validate import count
 
@@ -26,7 +25,7 @@ class SemaphoreCore(NoCopy):
         self._acquired = 0
         self._rejected = 0
         self._waiting = 0
-        self._lock = threading.Lock()
+        self._lock = _fork.lock()
 
     # The lock is taken with acquire() and try/finally rather than ``with``:
     # on CPython that skips looking up and calling __enter__/__exit__, which

@@ -11,9 +11,9 @@ dense array, so memory is fixed when the sketch is made (about 13.6 KiB at
 from __future__ import annotations
 
 import math
-import threading
 from collections.abc import Callable
 
+from . import _fork
 from ._clock_py import read_now
 from ._nocopy import NoCopy
 from ._validate import clock as check_clock
@@ -83,7 +83,7 @@ class LatencySketch(NoCopy):
         self._gamma, self._log_gamma, self._lowest, self._buckets = bucket_range(
             self._relative_error
         )
-        self._lock = threading.Lock()
+        self._lock = _fork.lock()
         self._clear()
 
     def _clear(self) -> None:
@@ -248,7 +248,7 @@ class LatencyWindow(NoCopy):
         self._width = slice_width("duration", self._duration, self._buckets, "buckets")
         self._clock = check_clock(clock)
         self._slots = [LatencySketch(error) for _ in range(self._buckets)]
-        self._lock = threading.Lock()
+        self._lock = _fork.lock()
         self._latest = slice_of(read_now(self._clock, None), self._width)
         self._epochs = [self._latest - self._buckets] * self._buckets  # all expired
 

@@ -8,11 +8,11 @@ methods lock; ``BreakerCore`` calls the underscored ones under its own lock.
 from __future__ import annotations
 
 import math
-import threading
 from collections.abc import Callable
 from math import floor
 from time import monotonic
 
+from . import _fork
 from ._clock_py import read_now
 from ._nocopy import NoCopy
 from ._validate import clock as check_clock
@@ -36,7 +36,7 @@ class CountWindow(NoCopy):
     def __init__(self, size: int) -> None:
         self._size = count("size", size, maximum=MAX_WINDOW_CALLS)
         self._ring = bytearray(self._size)
-        self._lock = threading.Lock()
+        self._lock = _fork.lock()
         self._clear()
 
     def _clear(self) -> None:
@@ -156,7 +156,7 @@ class TimeWindow(NoCopy):
             self._buckets = count("buckets", buckets, maximum=MAX_TIME_SLICES)
             self._width = slice_width("duration", self._duration, self._buckets, "buckets")
         self._clock = check_clock(clock)
-        self._lock = threading.Lock()
+        self._lock = _fork.lock()
         self._clear()
         self._epoch = self._slice_of(read_now(self._clock, None))
 

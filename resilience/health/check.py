@@ -25,6 +25,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any, TypeAlias
 
 from .._bounded import Outcome, Scope, Worker, wait_time
+from .._core import _fork
 from .._core._clock_py import reader
 from .._core._nocopy import NoCopy
 from .._core._validate import clock as check_clock
@@ -140,6 +141,7 @@ class HealthCheck(NoCopy):
     """
 
     __slots__ = (
+        "__weakref__",
         "_busy",
         "_clock",
         "_failures",
@@ -190,9 +192,10 @@ class HealthCheck(NoCopy):
         self.isolate = isolate
         self._clock: Callable[[], float] = reader(check_clock(clock))  # readings checked
         self._is_async = _is_coroutine_function(probe)
-        self._lock = threading.Lock()
-        self._isolating = threading.Lock()
+        self._lock = _fork.lock()
+        self._isolating = _fork.lock()
         self._busy: _Run | None = None
+        _fork.register(self)
         self._status = HealthStatus.UNKNOWN
         self._failures = 0
         self._successes = 0
@@ -369,6 +372,10 @@ class HealthCheck(NoCopy):
         if inspect.isawaitable(value):
             value = asyncio.run(_within(value, self.timeout, self.name))
         return value
+
+    def _reset_in_child(self) -> None:
+        """In a forked child: a probe run by a parent thread never ends here; the check is free."""
+        self._busy = None
 
     def _task_done(self, run: _Run, task: asyncio.Future[Any]) -> None:
         if task.cancelled():

@@ -11,6 +11,7 @@ from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 from .._bounded import wait_time
+from .._core import _fork
 from .._core._nocopy import NoCopy
 from .._policy import add_listener, logger, notify
 from .check import ChangeListener, HealthCheck, _Run
@@ -65,11 +66,12 @@ class HealthChecker(NoCopy):
             self._by_name[check.name] = check
         self._groups = self._check_groups(groups)
         self._listeners: list[Callable[..., object]] = []
-        self._lock = threading.Lock()
+        self._lock = _fork.lock()
         self._thread: threading.Thread | None = None
         self._task: asyncio.Task[None] | None = None
         self._stop = threading.Event()
         self._wake = threading.Event()
+        _fork.register(self)
         for check in self._checks:
             check.on_change(self._changed)
 
@@ -219,6 +221,10 @@ class HealthChecker(NoCopy):
     def running(self) -> bool:
         """Whether the background thread or task is running."""
         return self._thread is not None or self._task is not None
+
+    def _reset_in_child(self) -> None:
+        """In a forked child: the parent's checker thread is not there; ``start()`` may run one."""
+        self._thread = None
 
     def start(self) -> None:
         """Run each check every its ``interval`` on one daemon thread, until ``stop()``.
