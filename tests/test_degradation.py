@@ -1105,9 +1105,9 @@ def test_threads_reading_and_calling_while_triggers_flip(frequent_switches):
                     pace.wait()  # every reader has run a round since the flip
         except BaseException as exc:
             errors.append(exc)
+            pace.abort()  # a failed writer must not leave the readers waiting
         finally:
             stop.set()
-            pace.abort()  # a failed writer must not leave the readers waiting
 
     threads = [threading.Thread(target=reader, args=(k,), daemon=True) for k in range(readers)]
     threads.append(threading.Thread(target=writer, daemon=True))
