@@ -52,6 +52,25 @@ cdef inline object _refusal(type kind, tuple fields):
     return (<NewTypeSlots*>kind).tp_new(kind, fields, NULL)
 
 
+cdef inline double _take_token(TokenBucket bucket, bint waits, object limit) except? -2.0:
+    """A limited call's token: 0 now, the seconds to wait for it, or < 0 refused.
+
+    Without waits there is nothing to wait for, so no deadline to read."""
+    return bucket.take(1.0, limit() if waits else 0.0, None)
+
+
+cdef inline object _rate_refusal(TokenBucket bucket, object name):
+    return _refusal(RateLimitExceeded, (name, bucket.wait_for(1.0, None)))
+
+
+cdef inline double _first_attempt(Counters counts, object clock) except? -1.0:
+    """A retried call starts: its first attempt counted; when it started."""
+    cdef double started = monotonic() if clock is None else read_now(clock, None)
+    counts.inc(RETRY_CALLS)
+    counts.inc(RETRY_ATTEMPTS)
+    return started
+
+
 cdef class _Wrapper:
     """What the wrappers share: the function, binding like a function, a repr."""
 
@@ -400,12 +419,9 @@ cdef class AsyncLimiterCall(_AsyncWrapper):
     cdef int _start(self, _Awaiting waiting) except -1:
         # A token, once taken, is never answered: the call only passes on.
         waiting._stage = PASSING
-        cdef double limit = self._limit() if self._waits else 0.0
-        cdef double wait = self._bucket.take(1.0, limit, None)
+        cdef double wait = _take_token(self._bucket, self._waits, self._limit)
         if wait < 0.0:
-            return _refuse(waiting, RateLimitExceeded, _refusal(
-                RateLimitExceeded, (self._name, self._bucket.wait_for(1.0, None))
-            ))
+            return _refuse(waiting, RateLimitExceeded, _rate_refusal(self._bucket, self._name))
         if wait > 0.0:
             waiting._coro = self._pause_then(wait, waiting._coro)
         return 0
@@ -426,9 +442,7 @@ cdef class AsyncRetryCall(_AsyncWrapper):
         self._vectorcall = <vectorcallfunc>_async_vectorcall
 
     cdef int _start(self, _Awaiting waiting) except -1:
-        waiting._started = monotonic() if self._clock is None else read_now(self._clock, None)
-        self._counts.inc(RETRY_CALLS)
-        self._counts.inc(RETRY_ATTEMPTS)
+        waiting._started = _first_attempt(self._counts, self._clock)
         waiting._stage = ATTEMPT
         return 0
 
@@ -466,12 +480,9 @@ cdef class LimiterCall(_Wrapper):
 cdef PyObject* _limiter_vectorcall(
     LimiterCall self, PyObject** args, size_t nargsf, PyObject* kwnames
 ) except NULL:
-    # Without waits there is nothing to wait for, so no deadline to read.
-    cdef double limit = self._limit() if self._waits else 0.0
-    cdef double wait = self._bucket.take(1.0, limit, None)
+    cdef double wait = _take_token(self._bucket, self._waits, self._limit)
     if wait < 0.0:
-        error = _refusal(RateLimitExceeded, (self._name, self._bucket.wait_for(1.0, None)))
-        PyErr_SetObject(RateLimitExceeded, error)
+        PyErr_SetObject(RateLimitExceeded, _rate_refusal(self._bucket, self._name))
         return NULL
     if wait > 0.0:
         self._pause(wait)
@@ -497,9 +508,7 @@ cdef class RetryCall(_Wrapper):
 cdef PyObject* _retry_vectorcall(
     RetryCall self, PyObject** args, size_t nargsf, PyObject* kwnames
 ) except NULL:
-    cdef double started = monotonic() if self._clock is None else read_now(self._clock, None)
-    self._counts.inc(RETRY_CALLS)
-    self._counts.inc(RETRY_ATTEMPTS)
+    cdef double started = _first_attempt(self._counts, self._clock)
     try:
         result = PyObject_Vectorcall(self._fn, args, nargsf, kwnames)
     except BaseException as exc:
