@@ -169,7 +169,6 @@ class Retry(Policy):
         "_budget",
         "_cap",
         "_clock",
-        "_clock_arg",
         "_counts",
         "_deadline",
         "_impl",
@@ -178,6 +177,7 @@ class Retry(Policy):
         "_on_retry",
         "_retry_if_result",
         "_sleep",
+        "_wrapper_clock",
     )
 
     def __init__(
@@ -214,8 +214,11 @@ class Retry(Policy):
         self._on_retry = [] if on_retry is None else [check_callable("on_retry", on_retry)]
         self._name = check_name(name)
         self._sleep = check_callable("sleep", sleep)
-        self._clock_arg = check_clock(clock)  # None: compiled wrappers read the C clock
-        self._clock: Callable[[], float] = reader(self._clock_arg)  # readings checked
+        self._clock: Callable[[], float] = reader(check_clock(clock))  # readings checked
+        # What the call wrappers read their start time from: the same reader
+        # (its time is shifted when the clock steps back), or None when the
+        # compiled wrappers may read the C clock.
+        self._wrapper_clock = None if clock is None else self._clock
         self._impl = _core.SELECTED  # the twin its counters and wrappers run on
         self._counts = self._impl.Counters(RETRY_COUNTERS)
 
@@ -255,13 +258,13 @@ class Retry(Policy):
         if self._budget is not None or self._retry_if_result is not None:
             return None  # every attempt needs Python: no fast path
         # The compiled twin makes the first attempt in C.
-        return self._impl.RetryCall(fn, self._counts, self._resume, self._clock_arg)
+        return self._impl.RetryCall(fn, self._counts, self._resume, self._wrapper_clock)
 
     def _fast_async(self, fn: Callable[..., Any]) -> Any:
         if self._budget is not None or self._retry_if_result is not None:
             return None
         return coroutine_function(
-            self._impl.AsyncRetryCall(fn, self._counts, self._aresume, self._clock_arg)
+            self._impl.AsyncRetryCall(fn, self._counts, self._aresume, self._wrapper_clock)
         )
 
     def _resume(

@@ -31,6 +31,14 @@ class FakeClock:
         self._now += non_negative_finite("seconds", seconds)
         return self._now
 
+    def set(self, now: float) -> float:
+        """Jump to ``now``, backwards too (a wall clock set back), and return it.
+
+        The library's objects keep the durations that had passed when their
+        clock steps back (see the README's notes on clocks)."""
+        self._now = finite("now", now)
+        return self._now
+
     def sleep(self, seconds: float) -> None:
         """A ``time.sleep`` that only advances this clock."""
         self.advance(seconds)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 import time
+from collections.abc import Callable
 from fractions import Fraction
 
 import pytest
@@ -348,30 +349,73 @@ def test_set_rate_at_explicit_now(impl):
     assert bucket.tokens_at(4.0) == 7.0  # 3 * 1 + 1 * 4
 
 
-# -- time never runs backwards ------------------------------------------------------------
+# -- a clock that steps back ------------------------------------------------------------
 
 
-def test_an_earlier_now_counts_as_the_latest(impl):
+def test_a_step_back_keeps_the_tokens_and_refills_from_the_earlier_reading(impl):
     bucket, _ = make(impl, 1.0, 10.0, tokens=0.0)
     assert bucket.tokens_at(5.0) == 5.0
-    assert bucket.tokens_at(3.0) == 5.0  # not 3, and no tokens taken back
-    assert bucket.tokens_at(6.0) == 6.0  # refill from 5, not from 3
+    assert bucket.tokens_at(3.0) == 5.0  # no tokens taken back
+    assert bucket.tokens_at(4.0) == 6.0  # one second after the step back: one more token
     assert bucket.try_acquire(6.0, now=1.0)
-    assert bucket.tokens_at(7.0) == 1.0
+    assert bucket.tokens_at(2.0) == 1.0
 
 
-def test_an_earlier_now_does_not_refill_twice(impl):
+def test_a_step_back_does_not_refill_twice(impl):
     bucket, _ = make(impl, 1.0, 10.0, tokens=0.0)
     assert bucket.try_acquire(2.0, now=2.0)
-    assert not bucket.try_acquire(1.0, now=0.5)
-    assert bucket.tokens_at(2.5) == 0.5
+    assert not bucket.try_acquire(1.0, now=0.5)  # what 0..2 brought is spent
+    assert bucket.tokens_at(1.0) == 0.5
 
 
-def test_a_now_before_construction_counts_as_construction_time(impl):
+def test_a_bucket_made_after_a_later_reading_refills_from_the_step_back(impl):
     bucket, _ = make(impl, 1.0, 10.0, tokens=0.0, start=100.0)
     assert not bucket.try_acquire(1.0, now=0.0)
     assert bucket.tokens_at(0.0) == 0.0
-    assert bucket.tokens_at(101.0) == 1.0
+    assert bucket.tokens_at(1.0) == 1.0
+
+
+class SettableClock:
+    """A clock set by hand, backwards too. With ``overtake`` set, its next
+    reading is taken, then overtaken by another operation's reading before
+    it reaches the bucket (as a thread descheduled between the two would be)."""
+
+    def __init__(self, start: float) -> None:
+        self.now = start
+        self.overtake: Callable[[], None] | None = None
+
+    def __call__(self) -> float:
+        reading = self.now
+        overtake, self.overtake = self.overtake, None
+        if overtake is not None:
+            overtake()
+        return reading
+
+
+def test_a_large_step_back_of_the_clock_does_not_stop_the_refill(impl):
+    clock = SettableClock(1e6)
+    bucket = impl.TokenBucket(2.0, 4.0, tokens=0.0, clock=clock)
+    clock.now = 0.0  # the clock is set back by 11 days
+    assert bucket.available == 0.0
+    clock.now = 1.0
+    assert bucket.available == 2.0  # not 11 days of nothing
+    assert bucket.wait_time(4.0) == 1.0
+
+
+def test_a_stale_reading_is_not_a_step_back(impl):
+    """A reading another operation's later reading overtook counts as no time
+    passing; moving the refill time back to it would refill the gap twice."""
+    clock = SettableClock(10.0)
+    bucket = impl.TokenBucket(1.0, 100.0, tokens=0.0, clock=clock)
+
+    def later_operation() -> None:
+        clock.now = 15.0
+        assert bucket.available == 5.0
+
+    clock.overtake = later_operation
+    assert bucket.available == 5.0  # read 10.0, overtaken by the reading 15.0
+    clock.now = 16.0
+    assert bucket.available == 6.0  # refilled from 15, not from 10 (11.0)
 
 
 def test_explicit_now_without_a_clock(impl):
@@ -461,7 +505,7 @@ class BucketModel:
         now = Fraction(now)
         if now > self.last:
             self.tokens = min(self.capacity, self.tokens + (now - self.last) * self.rate)
-            self.last = now
+        self.last = now  # a step back moves the last refill with it
 
     def wait(self, n):
         if n > self.capacity:

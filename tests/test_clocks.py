@@ -25,6 +25,7 @@ import pytest
 from resilience import (
     AdaptiveRateLimiter,
     CircuitBreaker,
+    CircuitState,
     RateLimiter,
     Retry,
     deadline,
@@ -33,6 +34,7 @@ from resilience import (
 from resilience.backoff import constant
 from resilience.budget import ErrorBudget
 from resilience.degradation import DegradationManager
+from resilience.errors import CircuitOpenError
 from resilience.health import HealthCheck, HealthStatus
 
 
@@ -315,3 +317,87 @@ def test_a_degradation_manager_with_a_bad_clock_stays_at_its_level(
     expect_refusal(reading, lambda: DegradationManager(clock=clock))
     clock.reading = 100.0
     assert manager.level == "normal"
+
+
+# -- a clock that steps back: elapsed durations are kept ---------------------------------
+
+
+def refusal_wait(breaker: CircuitBreaker) -> float | None:
+    """The ``retry_after`` of the refusal a call gets now."""
+    with pytest.raises(CircuitOpenError) as refused:
+        breaker.call(lambda: None)
+    return refused.value.retry_after
+
+
+def test_an_open_breaker_stays_open_for_what_was_left_after_a_step_back(
+    policy_impl: Any,
+) -> None:
+    clock = SettableClock(1e6)
+    breaker = CircuitBreaker(failure_threshold=1, reset_timeout=10.0, clock=clock)
+    breaker.record_failure()
+    assert breaker.state is CircuitState.OPEN
+    clock.reading = 1e6 + 4.0
+    assert refusal_wait(breaker) == 6.0
+    clock.reading = 0.0  # set back by 11 days, 4 s into the open time
+    assert refusal_wait(breaker) == 6.0
+    clock.reading = 5.5
+    assert refusal_wait(breaker) == 0.5
+    clock.reading = 6.0
+    assert breaker.state is CircuitState.HALF_OPEN
+    assert breaker.call(lambda: "probe") == "probe"
+    assert breaker.state is CircuitState.CLOSED
+
+
+def test_a_deadline_keeps_its_remaining_time_through_a_step_back(policy_impl: Any) -> None:
+    clock = SettableClock(1000.0)
+    with deadline(5.0, clock=clock):
+        clock.reading = 1001.0
+        assert remaining() == 4.0
+        clock.reading = 901.0  # set back by 100 s
+        assert remaining() == 4.0
+        clock.reading = 904.0
+        assert remaining() == 1.0
+        clock.reading = 905.0
+        assert remaining() == 0.0
+
+
+def test_a_retry_deadline_is_not_extended_by_a_step_back(policy_impl: Any) -> None:
+    """The clock is set back by 100 s during the second attempt: the 3 s
+    deadline still ends the retries after 3 s of waiting seen by the retry
+    (the wait the step back swallowed is not seen), not 100 s later."""
+    clock = SettableClock(1000.0)
+    slept: list[float] = []
+
+    def sleep(seconds: float) -> None:
+        slept.append(seconds)
+        clock.reading += seconds
+
+    retry = Retry(None, backoff=constant(1.0), deadline=3.0, clock=clock, sleep=sleep)
+
+    @retry
+    def fails() -> None:
+        if len(slept) == 1:
+            clock.reading -= 100.0
+        raise ConnectionError("down")
+
+    with pytest.raises(ConnectionError):
+        fails()
+    assert slept == [1.0, 1.0, 1.0]
+
+
+def test_a_health_check_never_reports_a_negative_duration(policy_impl: Any) -> None:
+    clock = SettableClock(100.0)
+    step_back = True
+
+    def probe() -> bool:
+        if step_back:
+            clock.reading -= 50.0  # set back by 50 s while the probe runs
+        clock.reading += 3.0
+        return True
+
+    check = HealthCheck("db", probe, clock=clock)
+    check.run()
+    assert check.last_duration == 0.0  # not -47: the step back took the time
+    step_back = False
+    check.run()
+    assert check.last_duration == 3.0  # after the step back, durations are as before

@@ -41,10 +41,10 @@ Logs = tuple[list[Any], list[Any]]
 STATE_NAMES = ("CLOSED", "OPEN", "HALF_OPEN", "FORCED_OPEN", "DISABLED")
 CLOSED, OPEN, HALF_OPEN, FORCED_OPEN, DISABLED = range(5)
 
-# How much earlier than the clock's start, or than -100 s, a peek reads (see
-# ``Pair.past``): before any time the strategies give an object (offsets of a few
-# of its scales from its clock, absolute times >= -100), and small enough that
-# ``past / slice_width`` stays an integer a double holds exactly.
+# How much earlier than the clock's start, or than -100 s, ``Pair.far_past`` is:
+# before any time the strategies give an object (offsets of a few of its scales
+# from its clock, absolute times >= -100), and small enough that
+# ``far_past / slice_width`` stays an integer a double holds exactly.
 PEEK_DISTANCE = 1e9
 
 
@@ -119,10 +119,21 @@ class Pair:
         self.c = compiled
         self.p = pure
         self.clocks = clocks
-        # A read at ``past`` peeks: the breaker clamps it to the latest time it
-        # has seen, the bucket does not refill backwards, a time window does not
-        # move back.
-        self.past = min(clocks[0].now, -100.0) - PEEK_DISTANCE
+        # Before any time the strategies give: a read there is a step back.
+        self.far_past = min(clocks[0].now, -100.0) - PEEK_DISTANCE
+
+    @property
+    def past(self) -> float:
+        """The time a peek reads at: the latest reading the objects have had
+        (read off the pure twin), so that a peek neither moves their time on
+        nor steps it back. Before any reading, ``far_past``."""
+        latest = getattr(self.p, "_last", None)
+        if latest is None:
+            timeline = getattr(self.p, "_timeline", None)
+            latest = None if timeline is None else timeline.last
+        if latest is None or not math.isfinite(latest):
+            return self.far_past
+        return float(latest)
 
     @property
     def now(self) -> float:
@@ -239,7 +250,7 @@ def when_kwargs(spec: Op, pair: Pair, unit: float) -> dict[str, Any]:
     if kind == "none":
         return {"now": None}
     if kind == "past":
-        return {"now": pair.past}
+        return {"now": pair.far_past}
     if kind == "at":
         return {"now": pair.now + spec[1] * unit}
     return {"now": spec[1]}  # "abs", "bad"
@@ -409,7 +420,7 @@ def compare_breakers(pair: Pair, logs: Logs, label: str) -> None:
     for name in BREAKER_PROPS:
         pair.get(label, name)
     pair.check_repr(label)
-    pair.call(label, "retry_after", now=pair.past)  # at the latest time seen
+    pair.call(label, "retry_after", now=pair.past)
     pair.call(label, "window_totals", now=pair.past)
     expect_same(f"{label}: listener log", logs[0], logs[1])
     pair.check_clocks(label)
@@ -446,15 +457,17 @@ def run_breaker(
     }
     tokens: list[int] = []
     reached: set[str] = set()
-    # A rough model of the times the breaker keeps, for ("due",) times: when it
-    # last tripped, and when each probe still out was issued (by token).
-    opened_at = [0.0]
+    # The probes still out (by token) and when each was issued.
     probes: dict[int, float] = {}
 
     def when(spec: Op) -> dict[str, Any]:
         if spec[0] != "due":
             return when_kwargs(spec, pair, rt)
-        since = min(probes.values()) if probes else opened_at[0]
+        # The times the breaker keeps, read off the pure twin: a step back
+        # of the clock shifts them, which a model would have to redo.
+        slots = zip(pair.p._probe_tokens, pair.p._probe_times, strict=True)
+        held = [at for token, at in slots if token >= 0]
+        since = min(held) if held else pair.p._opened_at
         return {"now": since + pair.c.open_duration}
 
     def generation(spec: Op) -> dict[str, Any]:
@@ -544,14 +557,12 @@ def run_breaker(
         before_state = breaker_state(pair.p)
         before_probes = pair.p.half_open_probes
         before_log = len(logs[1])
-        result, t = apply(op, label)
+        result, _ = apply(op, label)
         if every_step:
             compare_breakers(pair, logs, label)
         after_state = breaker_state(pair.p)
         for old, new in logs[1][before_log:]:
             reached.add(f"{STATE_NAMES[old]}->{STATE_NAMES[new]}")
-            if new == OPEN:
-                opened_at[0] = t
         if after_state != HALF_OPEN:
             probes.clear()
         if (

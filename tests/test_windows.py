@@ -157,10 +157,15 @@ class TimeModel:
         self.buckets = buckets
         self.epoch = math.floor(start / self.width)
         self.records = []
+        self.last = start
+        self.offset = 0.0  # the clock's steps back, added to every reading
 
     def see(self, t):
-        # A reading from the past counts as now.
-        self.epoch = max(self.epoch, math.floor(t / self.width))
+        # A step back shifts the window's time: what had passed stays passed.
+        if t < self.last:
+            self.offset += self.last - t
+        self.last = t
+        self.epoch = max(self.epoch, math.floor((t + self.offset) / self.width))
 
     def record(self, t, failure, slow):
         self.see(t)
@@ -268,27 +273,31 @@ def test_time_window_of_microsecond_slices_expires_however_far_the_clock(impl, s
     assert window.totals() == (0, 0, 0)
 
 
-def test_time_window_reading_from_the_past_counts_as_now(impl):
+def test_time_window_a_step_back_of_the_clock_keeps_what_had_passed(impl):
     clock = FakeClock(100.0)
     window = impl.TimeWindow(10.0, 10, clock=clock)
-    window.record(True, now=50.0)  # lands in the current slice, [100, 101)
-    assert window.totals() == (1, 1, 0)
-    assert window.totals(now=0.0) == (1, 1, 0)
-    clock.advance(9.5)
-    assert window.totals() == (1, 1, 0)
-    clock.advance(0.5)  # 110: the slice [100, 101) is out
+    window.record(True)  # the slice [100, 101)
+    clock.advance(5.0)
+    window.record(False)  # 105
+    clock.set(5.0)  # the clock is set back by 100 s: the window's time stays 105
+    assert window.totals() == (2, 1, 0)
+    clock.advance(4.5)  # 109.5
+    assert window.totals() == (2, 1, 0)
+    clock.advance(0.5)  # 110: [100, 101) is out, 5 s after the step back, not 105
+    assert window.totals() == (1, 0, 0)
+    clock.advance(5.0)  # 115: so is [105, 106)
     assert window.totals() == (0, 0, 0)
 
 
-def test_time_window_an_earlier_now_does_not_bring_records_back(impl):
+def test_time_window_a_step_back_does_not_bring_records_back(impl):
     clock = FakeClock()
     window = impl.TimeWindow(10.0, 10, clock=clock)
     window.record(True)
     assert window.totals(now=20.0) == (0, 0, 0)
-    assert window.totals(now=5.0) == (0, 0, 0)
+    assert window.totals(now=5.0) == (0, 0, 0)  # a step back of 15 s: still 20
     window.record(False, now=5.0)  # counts at 20
-    assert window.totals(now=29.5) == (1, 0, 0)
-    assert window.totals(now=30.0) == (0, 0, 0)
+    assert window.totals(now=14.5) == (1, 0, 0)  # 29.5
+    assert window.totals(now=15.0) == (0, 0, 0)  # 30
 
 
 def test_time_window_explicit_now_without_a_clock(impl):

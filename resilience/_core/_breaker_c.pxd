@@ -48,6 +48,7 @@ cdef class BreakerCore:
 
     cdef double _given_time(self, object now) except? -1.0
     cdef double _time(self, double t) noexcept
+    cdef void _shift(self, double step) noexcept
     cdef int _enter(self, int state, double t) noexcept
     cdef int _notify(self, int change) except -1
     cdef _force(self, int state)

@@ -157,13 +157,20 @@ cdef class BreakerCore:
 
     cdef double _time(self, double t) noexcept:
         """In the critical section: the operation's time, read now if it was
-        not (the C clock runs no Python code), never backwards."""
+        not (the C clock runs no Python code). A reading before the last one
+        shifts every stored time by the step (see _time in _breaker_py.py)."""
         if t != t:
             t = monotonic()
         if t < self._last:
-            return self._last
+            self._shift(t - self._last)
         self._last = t
         return t
+
+    cdef void _shift(self, double step) noexcept:
+        cdef Py_ssize_t i
+        self._opened_at += step
+        for i in range(self._half_open_calls):
+            self._probe_times[i] += step
 
     # -- transitions -----------------------------------------------------
 

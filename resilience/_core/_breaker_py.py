@@ -250,13 +250,24 @@ class BreakerCore(NoCopy):
         return read_now(self._clock, now)
 
     def _time(self, t: float) -> float:
-        """Under the lock: the operation's time, read now if it was not, never backwards."""
+        """Under the lock: the operation's time, read now if it was not.
+
+        A reading before the last one shifts every stored time by the step
+        (the window shifts its own): an open circuit stays open for what was
+        left of its timeout, and ``retry_after`` says so, instead of staying
+        open until the clock comes back. Idempotent for a repeated reading.
+        """
         if t != t:
             t = monotonic()
         if t < self._last:
-            return self._last
+            self._shift(t - self._last)
         self._last = t
         return t
+
+    def _shift(self, step: float) -> None:
+        self._opened_at += step
+        for i in range(self._half_open_calls):
+            self._probe_times[i] += step
 
     # -- transitions -----------------------------------------------------
 
@@ -342,11 +353,9 @@ class BreakerCore(NoCopy):
                 # _open_if_due's time and test, inlined: a rejection needs no more.
                 if t != t:
                     t = monotonic()
-                last = self._last
-                if t < last:
-                    t = last
-                else:
-                    self._last = t
+                if t < self._last:
+                    self._shift(t - self._last)
+                self._last = t
                 if t < self._opened_at + self._open_duration:
                     self._rejected += 1
                     return -1

@@ -26,7 +26,8 @@ cdef class TokenBucket:
     """``rate`` tokens per second into a bucket of ``capacity`` tokens (at least 1).
 
     Starts full unless ``tokens`` says otherwise. Time comes from ``now=`` or
-    the clock; a reading earlier than one already seen counts as that one.
+    the clock. When the clock steps back, refilling resumes from the earlier
+    reading: the tokens already there stay, none are added twice.
     """
 
     __reduce_ex__ = refuse_copy  # neither copied nor pickled
@@ -42,13 +43,18 @@ cdef class TokenBucket:
                 raise ValueError(f"tokens must be <= capacity ({capacity!r}), got {tokens!r}")
         self._clock = check_clock(clock)
         self._last = read_now(self._clock, None)
+        self._readings = 0
         self._granted = 0
         self._rejected = 0
 
-    cdef void _refill(self, double now) noexcept:
+    cdef void _refill(self, double now, unsigned long long seen) noexcept:
+        # See _refill in _bucket_py.py.
         if now > self._last:
             self._tokens = min(self._capacity, self._tokens + (now - self._last) * self._rate)
             self._last = now
+        elif now < self._last and seen == self._readings:
+            self._last = now
+        self._readings += 1
 
     cdef inline bint _holds(self, double n) noexcept:
         # See TIME_ROUNDING in _bucket_py.py.
@@ -65,9 +71,10 @@ cdef class TokenBucket:
     def try_acquire(self, tokens=1.0, now=None):
         """Take ``tokens`` if the bucket holds them; never waits."""
         cdef double n = as_number(tokens, "tokens", NON_NEGATIVE_FINITE)
+        cdef unsigned long long seen = self._readings
         cdef double t = read_now(self._clock, now)
         with cython.critical_section(self):
-            self._refill(t)
+            self._refill(t, seen)
             if self._holds(n):
                 self._tokens -= n
                 self._granted += 1
@@ -81,9 +88,10 @@ cdef class TokenBucket:
 
     cdef double wait_for(self, double n, object now) except? -1.0:
         """``wait_time`` for compiled callers, argument checked."""
+        cdef unsigned long long seen = self._readings
         cdef double t = read_now(self._clock, now)
         with cython.critical_section(self):
-            self._refill(t)
+            self._refill(t, seen)
             return self._wait(n)
 
     def reserve(self, tokens=1.0, max_wait=INFINITY, now=None):
@@ -99,10 +107,11 @@ cdef class TokenBucket:
 
     cdef double take(self, double n, double limit, object now) except? -2.0:
         """``reserve`` for compiled callers, arguments checked."""
+        cdef unsigned long long seen = self._readings
         cdef double t = read_now(self._clock, now)
         cdef double wait
         with cython.critical_section(self):
-            self._refill(t)
+            self._refill(t, seen)
             wait = self._wait(n)
             if wait > limit or wait == INFINITY:
                 self._rejected += 1
@@ -118,9 +127,10 @@ cdef class TokenBucket:
         with no grant counted leaves the count at zero).
         """
         cdef double n = as_number(tokens, "tokens", NON_NEGATIVE_FINITE)
+        cdef unsigned long long seen = self._readings
         cdef double t = read_now(self._clock, now)
         with cython.critical_section(self):
-            self._refill(t)
+            self._refill(t, seen)
             self._tokens = min(self._capacity, self._tokens + n)
             if self._granted > 0:
                 self._granted -= 1
@@ -128,16 +138,18 @@ cdef class TokenBucket:
     def set_rate(self, rate, now=None):
         """Change the refill rate; tokens accrued so far keep the old rate."""
         cdef double r = positive("rate", rate)
+        cdef unsigned long long seen = self._readings
         cdef double t = read_now(self._clock, now)
         with cython.critical_section(self):
-            self._refill(t)
+            self._refill(t, seen)
             self._rate = r
 
     def tokens_at(self, now=None):
         """The token count at ``now`` (negative while reservations are in debt)."""
+        cdef unsigned long long seen = self._readings
         cdef double t = read_now(self._clock, now)
         with cython.critical_section(self):
-            self._refill(t)
+            self._refill(t, seen)
             return self._tokens
 
     @property

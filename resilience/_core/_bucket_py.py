@@ -28,7 +28,8 @@ class TokenBucket(NoCopy):
     """``rate`` tokens per second into a bucket of ``capacity`` tokens (at least 1).
 
     Starts full unless ``tokens`` says otherwise. Time comes from ``now=`` or
-    the clock; a reading earlier than one already seen counts as that one.
+    the clock. When the clock steps back, refilling resumes from the earlier
+    reading: the tokens already there stay, none are added twice.
     """
 
     __slots__ = (
@@ -38,6 +39,7 @@ class TokenBucket(NoCopy):
         "_last",
         "_lock",
         "_rate",
+        "_readings",
         "_rejected",
         "_tokens",
     )
@@ -60,14 +62,24 @@ class TokenBucket(NoCopy):
                 raise ValueError(f"tokens must be <= capacity ({capacity!r}), got {tokens!r}")
         self._clock = check_clock(clock)
         self._last = read_now(self._clock, None)
+        self._readings = 0
         self._lock = _fork.lock()
         self._granted = 0
         self._rejected = 0
 
-    def _refill(self, now: float) -> None:
+    def _refill(self, now: float, seen: int) -> None:
+        # A step back of the clock moves the last refill back with it (the
+        # bucket's one stored time: see Timeline in _clock_py.py), so
+        # refilling resumes from there instead of waiting for the clock to
+        # come back. A reading that another operation's reading overtook
+        # (``seen`` is no longer the count of readings) is stale, not a step
+        # back: moving the refill time back for it would refill the gap twice.
         if now > self._last:
             self._tokens = min(self._capacity, self._tokens + (now - self._last) * self._rate)
             self._last = now
+        elif now < self._last and seen == self._readings:
+            self._last = now
+        self._readings += 1
 
     # _holds and _wait are the reference form of what the hot methods below
     # inline (the compiled twin keeps them as C helpers).
@@ -92,6 +104,7 @@ class TokenBucket(NoCopy):
             n = float(tokens)
         else:
             n = non_negative_finite("tokens", tokens)
+        seen = self._readings
         t = monotonic() if now is None and self._clock is None else read_now(self._clock, now)
         lock = self._lock
         lock.acquire()
@@ -105,6 +118,9 @@ class TokenBucket(NoCopy):
                 self._last = last = t
             else:
                 level = self._tokens
+                if t < last and seen == self._readings:  # a step back, not a stale reading
+                    self._last = last = t
+            self._readings += 1
             if level >= n or level + (TOLERANCE + self._rate * abs(last) * TIME_ROUNDING) >= n:
                 self._tokens = level - n
                 self._granted += 1
@@ -123,6 +139,7 @@ class TokenBucket(NoCopy):
             n = float(tokens)
         else:
             n = non_negative_finite("tokens", tokens)
+        seen = self._readings
         t = monotonic() if now is None and self._clock is None else read_now(self._clock, now)
         lock = self._lock
         lock.acquire()
@@ -137,6 +154,9 @@ class TokenBucket(NoCopy):
                 self._last = last = t
             else:
                 level = self._tokens
+                if t < last and seen == self._readings:  # a step back, not a stale reading
+                    self._last = last = t
+            self._readings += 1
             # _wait, inlined
             if n > self._capacity:
                 return INF
@@ -173,6 +193,7 @@ class TokenBucket(NoCopy):
             limit = max_wait
         else:
             limit = non_negative("max_wait", max_wait)
+        seen = self._readings
         t = monotonic() if now is None and self._clock is None else read_now(self._clock, now)
         lock = self._lock
         lock.acquire()
@@ -187,6 +208,9 @@ class TokenBucket(NoCopy):
                 self._last = last = t
             else:
                 level = self._tokens
+                if t < last and seen == self._readings:  # a step back, not a stale reading
+                    self._last = last = t
+            self._readings += 1
             # _wait, inlined
             if n > self._capacity:
                 self._rejected += 1
@@ -216,6 +240,7 @@ class TokenBucket(NoCopy):
             n = float(tokens)
         else:
             n = non_negative_finite("tokens", tokens)
+        seen = self._readings
         t = monotonic() if now is None and self._clock is None else read_now(self._clock, now)
         lock = self._lock
         lock.acquire()
@@ -228,6 +253,9 @@ class TokenBucket(NoCopy):
                 if not level < capacity:  # min(capacity, level), NaN included
                     level = capacity
                 self._last = t
+            elif t < last and seen == self._readings:  # a step back, not a stale reading
+                self._last = t
+            self._readings += 1
             level = level + n
             self._tokens = level if level < capacity else capacity
             if self._granted > 0:
@@ -238,16 +266,18 @@ class TokenBucket(NoCopy):
     def set_rate(self, rate: float, now: float | None = None) -> None:
         """Change the refill rate; tokens accrued so far keep the old rate."""
         r = positive("rate", rate)
+        seen = self._readings
         t = read_now(self._clock, now)
         with self._lock:
-            self._refill(t)
+            self._refill(t, seen)
             self._rate = r
 
     def tokens_at(self, now: float | None = None) -> float:
         """The token count at ``now`` (negative while reservations are in debt)."""
+        seen = self._readings
         t = read_now(self._clock, now)
         with self._lock:
-            self._refill(t)
+            self._refill(t, seen)
             return self._tokens
 
     @property

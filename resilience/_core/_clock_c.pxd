@@ -105,3 +105,18 @@ cdef inline double elapsed(object clock, double start) except -1.0:
     when the clock stepped back past ``start``, for a duration is never negative."""
     cdef double duration = read_now(clock, None) - start
     return duration if duration > 0.0 else 0.0
+
+
+cdef struct Timeline:
+    # See Timeline in _clock_py.py: the latest reading, and the sum of the
+    # clock's steps back, added to every reading.
+    double last
+    double offset
+
+
+cdef inline double timeline_at(Timeline* line, double reading) noexcept nogil:
+    """Timeline.at (the same arithmetic, so the twins keep the same floats)."""
+    if reading < line.last:
+        line.offset += line.last - reading
+    line.last = reading
+    return reading + line.offset

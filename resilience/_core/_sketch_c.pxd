@@ -1,5 +1,7 @@
 cimport cython
 
+from resilience._core._clock_c cimport Timeline
+
 
 @cython.final
 cdef class LatencySketch:
@@ -26,6 +28,7 @@ cdef class LatencyWindow:
     cdef double _width
     cdef Py_ssize_t _buckets
     cdef long long _latest
+    cdef Timeline _timeline
     cdef long long* _epochs  # the slice each slot holds
     cdef list _slots  # a LatencySketch per slot
     cdef object _clock

@@ -7,7 +7,12 @@ from libc.limits cimport ULLONG_MAX
 from libc.math cimport INFINITY, NAN, ceil, floor, log, pow
 from libc.string cimport memset
 
-from resilience._core._clock_c cimport NON_NEGATIVE_FINITE, as_number, read_now
+from resilience._core._clock_c cimport (
+    NON_NEGATIVE_FINITE,
+    as_number,
+    read_now,
+    timeline_at,
+)
 from resilience._core._slices_c cimport slice_of, slot_of
 
 from resilience._core._sketch_py import COUNT_LIMIT
@@ -200,7 +205,8 @@ cdef class LatencyWindow:
 
     A value lands in the slice ``floor(now / width)``; a query merges the
     slices of the last ``duration`` seconds (whole slices, the current one
-    included). A reading from the past counts as the latest time seen.
+    included). When the clock steps back, the window's time is shifted by
+    the step: nothing expires sooner or later than the time that passed.
     Memory is ``buckets`` sketches, fixed when the window is made and
     bounded (``MAX_WINDOW_COUNTS``); a slice is at least a microsecond wide.
     """
@@ -225,7 +231,10 @@ cdef class LatencyWindow:
         self._slots = slots
         self._buckets = n
         self._width = width
-        self._latest = slice_of(read_now(self._clock, None), self._width)
+        cdef double start = read_now(self._clock, None)
+        self._timeline.last = start
+        self._timeline.offset = 0.0
+        self._latest = slice_of(start, self._width)
         self._expire_all()
 
     def __dealloc__(self):
@@ -237,8 +246,9 @@ cdef class LatencyWindow:
             self._epochs[i] = self._latest - self._buckets
 
     cdef long long _advance(self, double now) noexcept:
-        """Under the critical section: the current slice number; time never runs backwards."""
-        cdef long long epoch = slice_of(now, self._width)
+        """Under the critical section: the current slice number (the
+        window's time: a step back of the clock shifts it, see Timeline)."""
+        cdef long long epoch = slice_of(timeline_at(&self._timeline, now), self._width)
         if epoch > self._latest:
             self._latest = epoch
         return self._latest

@@ -14,7 +14,7 @@ import math
 from collections.abc import Callable
 
 from . import _fork
-from ._clock_py import read_now
+from ._clock_py import Timeline, read_now
 from ._nocopy import NoCopy
 from ._validate import clock as check_clock
 from ._validate import count, non_negative_finite, positive, slice_width
@@ -217,7 +217,8 @@ class LatencyWindow(NoCopy):
 
     A value lands in the slice ``floor(now / width)``; a query merges the
     slices of the last ``duration`` seconds (whole slices, the current one
-    included). A reading from the past counts as the latest time seen.
+    included). When the clock steps back, the window's time is shifted by
+    the step: nothing expires sooner or later than the time that passed.
     Memory is ``buckets`` sketches, fixed when the window is made and
     bounded (``MAX_WINDOW_COUNTS``); a slice is at least a microsecond wide.
     """
@@ -230,6 +231,7 @@ class LatencyWindow(NoCopy):
         "_latest",
         "_lock",
         "_slots",
+        "_timeline",
         "_width",
     )
 
@@ -249,12 +251,15 @@ class LatencyWindow(NoCopy):
         self._clock = check_clock(clock)
         self._slots = [LatencySketch(error) for _ in range(self._buckets)]
         self._lock = _fork.lock()
-        self._latest = slice_of(read_now(self._clock, None), self._width)
+        start = read_now(self._clock, None)
+        self._timeline = Timeline(start)
+        self._latest = slice_of(start, self._width)
         self._epochs = [self._latest - self._buckets] * self._buckets  # all expired
 
     def _advance(self, now: float) -> int:
-        """Under the lock: the current slice number; time never runs backwards."""
-        epoch = slice_of(now, self._width)
+        """Under the lock: the current slice number (the window's time: a
+        step back of the clock shifts it, see Timeline)."""
+        epoch = slice_of(self._timeline.at(now), self._width)
         if epoch > self._latest:
             self._latest = epoch
         return self._latest

@@ -1,5 +1,7 @@
 cimport cython
 
+from resilience._core._clock_c cimport Timeline
+
 cdef class OutcomeWindow:
     # Running totals over the window, read directly by BreakerCore.
     cdef long long _calls
@@ -25,5 +27,6 @@ cdef class TimeWindow(OutcomeWindow):
     cdef double _width
     cdef Py_ssize_t _buckets
     cdef long long _epoch
+    cdef Timeline _timeline
     cdef long long* _counts  # calls, failures, slow for each slice, interleaved
     cdef object _clock

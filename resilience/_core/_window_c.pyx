@@ -14,7 +14,7 @@ from libc.limits cimport LLONG_MAX
 from libc.math cimport ceil
 from libc.string cimport memset
 
-from resilience._core._clock_c cimport read_now
+from resilience._core._clock_c cimport read_now, timeline_at
 from resilience._core._slices_c cimport slice_of, slot_of
 
 from resilience._core._nocopy import refuse_copy
@@ -124,7 +124,9 @@ cdef class TimeWindow(OutcomeWindow):
     A call lands in the slice ``floor(now / width)``; slices older than the
     window are subtracted from the totals as time moves past them. By default
     a slice is one second wide, with at least 10 and at most 100 slices; a
-    slice is never narrower than a microsecond.
+    slice is never narrower than a microsecond. When the clock steps back,
+    the window's time is shifted by the step: nothing expires sooner or
+    later than the time that really passed.
     """
 
     def __cinit__(self, *args, **kwargs):
@@ -150,7 +152,10 @@ cdef class TimeWindow(OutcomeWindow):
         self._buckets = n
         self._width = width
         self._clear()
-        self._epoch = slice_of(read_now(self._clock, None), self._width)
+        cdef double start = read_now(self._clock, None)
+        self._timeline.last = start
+        self._timeline.offset = 0.0
+        self._epoch = slice_of(start, self._width)
 
     def __dealloc__(self):
         PyMem_Free(self._counts)
@@ -160,12 +165,14 @@ cdef class TimeWindow(OutcomeWindow):
         memset(self._counts, 0, 3 * self._buckets * sizeof(long long))
 
     cdef void _advance(self, double now) noexcept:
-        cdef long long epoch = slice_of(now, self._width)
+        # A reading before the last one shifts the window's time (Timeline):
+        # the slices keep the time that had passed.
+        cdef long long epoch = slice_of(timeline_at(&self._timeline, now), self._width)
         cdef long long steps = epoch - self._epoch
         cdef long long e
         cdef long long* slot
         if steps <= 0:
-            return  # same slice, or a reading from the past: it counts as now
+            return  # the same slice
         if steps >= self._buckets:
             self._clear()
         else:

@@ -13,7 +13,7 @@ from math import floor
 from time import monotonic
 
 from . import _fork
-from ._clock_py import read_now
+from ._clock_py import Timeline, read_now
 from ._nocopy import NoCopy
 from ._validate import clock as check_clock
 from ._validate import count, outcome_counts, positive, slice_width
@@ -123,7 +123,9 @@ class TimeWindow(NoCopy):
     A call lands in the slice ``floor(now / width)``; slices older than the
     window are subtracted from the totals as time moves past them. By default
     a slice is one second wide, with at least 10 and at most 100 slices; a
-    slice is never narrower than a microsecond.
+    slice is never narrower than a microsecond. When the clock steps back,
+    the window's time is shifted by the step: nothing expires sooner or
+    later than the time that really passed.
     """
 
     __slots__ = (
@@ -138,6 +140,7 @@ class TimeWindow(NoCopy):
         "_lock",
         "_slow",
         "_slow_in",
+        "_timeline",
         "_width",
     )
 
@@ -158,7 +161,9 @@ class TimeWindow(NoCopy):
         self._clock = check_clock(clock)
         self._lock = _fork.lock()
         self._clear()
-        self._epoch = self._slice_of(read_now(self._clock, None))
+        start = read_now(self._clock, None)
+        self._timeline = Timeline(start)
+        self._epoch = self._slice_of(start)
 
     def _clear(self) -> None:
         n = self._buckets
@@ -173,6 +178,9 @@ class TimeWindow(NoCopy):
         return slice_of(now, self._width)
 
     def _advance(self, now: float) -> None:
+        # A reading before the last one shifts the window's time (Timeline):
+        # the slices keep the time that had passed.
+        now = self._timeline.at(now)
         x = now / self._width
         if x < self._epoch + 1:
             # floor(x) <= the current slice (an exact int-float comparison;
@@ -182,7 +190,7 @@ class TimeWindow(NoCopy):
         epoch = floor(x) if -SLICE_LIMIT <= x <= SLICE_LIMIT else slice_of(now, self._width)
         steps = epoch - self._epoch
         if steps <= 0:
-            return  # same slice, or a reading from the past: it counts as now
+            return  # the same slice
         if steps >= self._buckets:
             self._clear()
         else:
@@ -219,8 +227,7 @@ class TimeWindow(NoCopy):
         lock = self._lock
         lock.acquire()
         try:
-            if not t / self._width < self._epoch + 1:  # as in _advance
-                self._advance(t)
+            self._advance(t)
             i = self._epoch % self._buckets
             self._calls_in[i] += 1
             self._calls += 1

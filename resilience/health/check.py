@@ -466,7 +466,8 @@ class HealthCheck(NoCopy):
                 new = HealthStatus.DEGRADED
             if new is not old:
                 self._status = new
-                self._since = max(now, self._since)  # never backwards
+                # Another thread may have stored a later reading.
+                self._since = max(now, self._since)
         if new is not old:
             self._changed(old, new)
         return new
