@@ -37,11 +37,12 @@ import asyncio
 import functools
 import inspect
 import logging
+import sys
 import threading
 import time
 from collections.abc import Awaitable, Callable, Coroutine, Generator
 from contextvars import ContextVar
-from types import MethodType, TracebackType
+from types import FrameType, MethodType, TracebackType
 from typing import Any, NoReturn, ParamSpec, TypeAlias, TypeVar, overload
 
 from ._core._nocopy import NoCopy
@@ -698,30 +699,74 @@ def keeps(obj: object, base: type, *methods: str) -> bool:
     return all(getattr(kind, method) is getattr(base, method) for method in methods)
 
 
-# What ``with`` blocks of this thread or task took on entry, for their exit
-# to settle: (owner, value) pairs, innermost last. A context variable, so
-# threads and asyncio tasks sharing one policy each see their own.
-_entries: ContextVar[tuple[tuple[object, Any], ...]] = ContextVar(
-    "resilience_entries", default=()
-)
+class _Entry:
+    """What one open ``with`` block took on entry, for its exit to settle."""
+
+    __slots__ = ("frame", "open", "owner", "value")
+
+    def __init__(self, owner: object, value: Any, frame: FrameType) -> None:
+        self.owner = owner
+        self.value = value
+        self.frame = frame  # the frame running the block
+        self.open = True
+
+
+# The open blocks of this thread or task, innermost last. A context variable,
+# so threads and asyncio tasks sharing one policy each see their own.
+_entries: ContextVar[tuple[_Entry, ...]] = ContextVar("resilience_entries", default=())
+
+# A generator or coroutine frame can be resumed elsewhere: a generator closed
+# by another thread, an async generator finalised by the event loop, runs the
+# block's exit in a context that holds no entry for it. Blocks entered in such
+# frames are also found by their frame. A plain function's frame always leaves
+# its block where it entered it, and costs nothing here.
+_RESUMABLE = inspect.CO_GENERATOR | inspect.CO_COROUTINE | inspect.CO_ASYNC_GENERATOR
+_by_frame: dict[FrameType, list[_Entry]] = {}
 
 
 def push_entry(owner: object, value: Any) -> None:
-    """Remember ``value`` for the ``__exit__`` of ``owner``'s innermost block here."""
-    _entries.set((*_entries.get(), (owner, value)))
+    """Remember ``value`` for the ``__exit__`` of ``owner``'s innermost block here.
+
+    Called by ``__enter__`` / ``__aenter__`` themselves: the frame two up runs the block.
+    """
+    frame = sys._getframe(2)
+    entry = _Entry(owner, value, frame)
+    entries = _entries.get()
+    if entries and not all(e.open for e in entries):  # some were left from elsewhere
+        entries = tuple(e for e in entries if e.open)
+    _entries.set((*entries, entry))
+    if frame.f_code.co_flags & _RESUMABLE:
+        _by_frame.setdefault(frame, []).append(entry)
 
 
 def pop_entry(owner: object) -> Any:
-    """The value ``push_entry`` kept for ``owner``'s innermost open block here."""
+    """The value ``push_entry`` kept for ``owner``'s innermost open block.
+
+    Looked for in this thread or task, then (for a generator or coroutine
+    frame resumed elsewhere) by the frame running the block. Called by
+    ``__exit__`` / ``__aexit__`` themselves.
+    """
     entries = _entries.get()
-    if entries and entries[-1][0] is owner:  # blocks nest: the innermost is the usual one
-        _entries.set(entries[:-1])
-        return entries[-1][1]
-    for i in range(len(entries) - 2, -1, -1):
-        if entries[i][0] is owner:
+    for i in range(len(entries) - 1, -1, -1):  # blocks nest: the innermost is the usual one
+        entry = entries[i]
+        if entry.owner is owner and entry.open:
             _entries.set(entries[:i] + entries[i + 1 :])
-            return entries[i][1]
-    raise RuntimeError("__exit__ without a matching __enter__ in this thread or task")
+            return _close(entry)
+    frame = sys._getframe(2)
+    for entry in reversed(_by_frame.get(frame, ())):
+        if entry.owner is owner:
+            return _close(entry)  # the context that entered it drops it on its next block
+    raise RuntimeError("__exit__ without a matching __enter__")
+
+
+def _close(entry: _Entry) -> Any:
+    entry.open = False
+    if entry.frame.f_code.co_flags & _RESUMABLE:
+        pending = _by_frame[entry.frame]
+        pending.remove(entry)
+        if not pending:
+            del _by_frame[entry.frame]
+    return entry.value
 
 
 class SyncEntry:

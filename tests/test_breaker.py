@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import inspect
 import logging
 import math
@@ -1804,3 +1805,87 @@ def test_transitions_count_every_change_the_listener_saw(policy_impl):
     trip(other)
     assert other.transitions == {(CLOSED, OPEN): 1}
     assert breaker.transitions == expected
+
+
+# -- blocks left from another thread or task ---------------------------------------------
+
+
+def half_open_breaker() -> tuple[CircuitBreaker, FakeClock]:
+    clock = FakeClock()
+    breaker = CircuitBreaker(failure_threshold=1, reset_timeout=1.0, clock=clock)
+    breaker.record_failure()
+    clock.advance(1.0)
+    assert breaker.state is CircuitState.HALF_OPEN
+    return breaker, clock
+
+
+def test_a_generator_block_closed_by_another_thread_gives_its_probe_back(policy_impl):
+    """A generator suspended inside ``with breaker:`` and closed from another
+    thread: the exit runs there, finds its entry by the generator's frame, and
+    frees the probe slot at once (not after a whole reset_timeout)."""
+    from resilience import _policy
+
+    breaker, _ = half_open_breaker()
+
+    def stream():
+        with breaker:
+            yield "probe"
+
+    generator = stream()
+    assert next(generator) == "probe"  # the one probe is out
+    assert not breaker.allow()
+    errors: list[BaseException] = []
+
+    def close() -> None:
+        try:
+            generator.close()
+        except BaseException as exc:
+            errors.append(exc)
+
+    closer = threading.Thread(target=close)
+    closer.start()
+    closer.join(timeout=10.0)
+    assert errors == []
+    assert breaker.state is CircuitState.HALF_OPEN
+    assert breaker.call(lambda: "next probe") == "next probe"
+    assert breaker.state is CircuitState.CLOSED
+    assert _policy._by_frame == {}  # nothing kept for the closed frame
+    with breaker:  # this thread's own blocks still work, the stale entry dropped
+        pass
+    assert all(entry.open for entry in _policy._entries.get())
+
+
+def test_an_async_generator_block_finalised_by_the_loop_gives_its_probe_back(policy_impl):
+    breaker, _ = half_open_breaker()
+    loop_errors: list[dict[str, Any]] = []
+
+    async def main() -> None:
+        asyncio.get_running_loop().set_exception_handler(lambda _, ctx: loop_errors.append(ctx))
+
+        async def stream():
+            async with breaker:
+                yield "probe"
+
+        held = [stream()]
+
+        async def first() -> str:
+            return await held[0].__anext__()
+
+        # Entered in a task of its own: the loop finalises the generator in
+        # another task, whose context holds no entry for the block.
+        assert await asyncio.create_task(first()) == "probe"
+        assert not breaker.allow()
+        held.clear()
+        gc.collect()  # the loop's finaliser schedules aclose() in a new task
+        for _ in range(10):
+            await asyncio.sleep(0)
+        assert breaker.allow()  # the probe slot is free again
+
+    asyncio.run(main())
+    assert loop_errors == []
+
+
+def test_an_exit_without_an_entry_is_still_an_error(policy_impl):
+    breaker = CircuitBreaker()
+    with pytest.raises(RuntimeError, match="__exit__ without a matching __enter__"):
+        breaker.__exit__(None, None, None)
