@@ -51,8 +51,12 @@ class RateLimiterStats:
     per: float
     burst: float
     available: float
+    #: Calls let through (a reservation handed back unused, as by a waiter
+    #: that gave up, is not one of them).
     allowed: int
     rejected: int
+    #: Reservations handed back unused: let through at first, then given up.
+    refunded: int = 0
 
 
 class RateLimiter(Block, Policy):
@@ -194,8 +198,9 @@ class RateLimiter(Block, Policy):
             per=self._per,
             burst=bucket.capacity,
             available=bucket.available,
-            allowed=bucket.granted,
+            allowed=bucket.granted - bucket.refunded,
             rejected=bucket.rejected,
+            refunded=bucket.refunded,
         )
 
     def __repr__(self) -> str:

@@ -306,20 +306,22 @@ def test_refund_pays_off_debt(impl):
 def test_refund_without_a_grant_counts_none(impl):
     bucket, _ = make(impl, 1.0, 4.0, tokens=0.0)
     bucket.refund(1.0)
-    assert (bucket.granted, bucket.rejected) == (0, 0)
+    assert (bucket.granted, bucket.refunded, bucket.rejected) == (0, 0, 0)
 
 
-def test_a_refunded_acquisition_no_longer_counts_as_granted(impl):
+def test_a_refunded_acquisition_is_counted_refunded_and_granted_never_goes_down(impl):
     # A reservation handed back was never used: a limiter whose caller gave up
-    # waiting must not report it as allowed.
+    # waiting reports it apart. Granted only grows, so exported counts do too.
     bucket, _ = make(impl, 1.0, 4.0, tokens=1.0)
     assert bucket.try_acquire()
     assert bucket.reserve(2.0) == 2.0
-    assert bucket.granted == 2
+    assert (bucket.granted, bucket.refunded) == (2, 0)
     bucket.refund(2.0)
-    assert (bucket.granted, bucket.rejected) == (1, 0)
+    assert (bucket.granted, bucket.refunded, bucket.rejected) == (2, 1, 0)
     bucket.refund()
-    assert (bucket.granted, bucket.rejected) == (0, 0)
+    assert (bucket.granted, bucket.refunded, bucket.rejected) == (2, 2, 0)
+    bucket.refund()  # more refunds than grants: not counted
+    assert (bucket.granted, bucket.refunded, bucket.rejected) == (2, 2, 0)
 
 
 # -- set_rate ------------------------------------------------------------------------------
@@ -451,11 +453,10 @@ def test_counters(impl):
     bucket.reserve(1.0, max_wait=0.5)  # rejected: would wait 1.0
     bucket.reserve(1.0, max_wait=1.0)  # granted, into debt
     bucket.wait_time()
-    bucket.refund(0.5)  # handed back: no longer granted
+    bucket.refund(0.5)  # handed back: refunded, still counted granted
     clock.advance(10.0)
     bucket.try_acquire(2.0)  # granted
-    assert bucket.granted == 3
-    assert bucket.rejected == 2
+    assert (bucket.granted, bucket.refunded, bucket.rejected) == (4, 1, 2)
 
 
 def test_repr(impl):
@@ -499,6 +500,7 @@ class BucketModel:
         self.tokens = Fraction(tokens)
         self.last = Fraction(now)
         self.granted = 0
+        self.refunded = 0
         self.rejected = 0
 
     def refill(self, now):
@@ -563,14 +565,18 @@ def test_matches_an_exact_model(impl, rate, capacity, fill, start, ops):
             assert bucket.reserve(asked, max_wait=op[2]) == expected
         elif kind == "refund":
             model.tokens = min(model.capacity, model.tokens + Fraction(op[1]))
-            model.granted = max(0, model.granted - 1)
+            model.refunded = min(model.granted, model.refunded + 1)
             bucket.refund(op[1])
         elif kind == "set_rate":
             model.rate = Fraction(op[1])
             bucket.set_rate(op[1])
             assert bucket.rate == op[1]
         assert bucket.available == model.tokens
-        assert (bucket.granted, bucket.rejected) == (model.granted, model.rejected)
+        assert (bucket.granted, bucket.refunded, bucket.rejected) == (
+            model.granted,
+            model.refunded,
+            model.rejected,
+        )
 
 
 # -- the twins compute the same floats -------------------------------------------------
@@ -608,7 +614,7 @@ def test_twins_compute_the_same_floats(twins, rate, capacity, start, ops):
             else:
                 result = getattr(bucket, kind)(x)
             results.append((kind, result, bucket.available))
-        return results, bucket.granted, bucket.rejected, repr(bucket)
+        return results, bucket.granted, bucket.refunded, bucket.rejected, repr(bucket)
 
     compiled, pure = twins
     assert run(compiled) == run(pure)

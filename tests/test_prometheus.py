@@ -239,6 +239,7 @@ def test_rate_limiter_allowed_rejected_and_available(policy_impl):
     assert scrape("resilience_ratelimit_requests_total") == {
         L(name="api", outcome="allowed"): 2.0,
         L(name="api", outcome="rejected"): 2.0,
+        L(name="api", outcome="refunded"): 0.0,
     }
     assert scrape.value("resilience_ratelimit_available_tokens", name="api") == 0.0
     clock.advance(0.5)
@@ -250,6 +251,37 @@ def test_rate_limiter_allowed_rejected_and_available(policy_impl):
     assert Scrape(registry).value(
         "resilience_ratelimit_available_tokens", name="api"
     ) == pytest.approx(0.5)
+
+
+def test_rate_limiter_counts_only_grow_when_a_waiter_gives_up(policy_impl):
+    """A reservation handed back (its sleep raised) is counted "refunded"; the
+    exported "allowed" never goes down, as a Prometheus counter must not."""
+    clock = FakeClock()
+    gave_up = False
+
+    def sleep(seconds: float) -> None:
+        if gave_up:
+            raise KeyboardInterrupt  # the waiter is interrupted mid-wait
+        clock.advance(seconds)
+
+    limiter = RateLimiter(1, per=1.0, max_wait=5.0, name="api", clock=clock, sleep=sleep)
+    registry, _ = registry_with([limiter])
+    limiter.acquire()
+    before = Scrape(registry).value(
+        "resilience_ratelimit_requests_total", name="api", outcome="allowed"
+    )
+    gave_up = True
+    with pytest.raises(KeyboardInterrupt):
+        limiter.acquire()  # reserved, then handed back
+    scrape = Scrape(registry)
+    assert scrape("resilience_ratelimit_requests_total") == {
+        L(name="api", outcome="allowed"): 2.0,
+        L(name="api", outcome="rejected"): 0.0,
+        L(name="api", outcome="refunded"): 1.0,
+    }
+    assert before == 1.0
+    stats = limiter.stats
+    assert (stats.allowed, stats.rejected, stats.refunded) == (1, 0, 1)
 
 
 def wait_for(condition: Any) -> None:
@@ -483,6 +515,7 @@ def test_a_manager_source_is_reread_at_every_scrape(policy_impl):
     assert scrape("resilience_ratelimit_requests_total") == {
         L(name="api", outcome="allowed"): 1.0,
         L(name="api", outcome="rejected"): 1.0,
+        L(name="api", outcome="refunded"): 0.0,
     }
     assert scrape("resilience_bulkhead_max_concurrent") == {L(name="pool"): 3.0}
     assert scrape("resilience_retry_attempts_total") == {

@@ -11,6 +11,7 @@ cdef class TokenBucket:
     cdef object _clock
     cdef unsigned long long _granted
     cdef unsigned long long _rejected
+    cdef unsigned long long _refunded
 
     cdef void _refill(self, double now, unsigned long long seen) noexcept
     # For the compiled policy wrappers: reserve() without a Python-level call.

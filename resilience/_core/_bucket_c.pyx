@@ -45,6 +45,7 @@ cdef class TokenBucket:
         self._last = read_now(self._clock, None)
         self._readings = 0
         self._granted = 0
+        self._refunded = 0
         self._rejected = 0
 
     cdef void _refill(self, double now, unsigned long long seen) noexcept:
@@ -123,8 +124,9 @@ cdef class TokenBucket:
     def refund(self, tokens=1.0, now=None):
         """Give back tokens taken by ``reserve`` or ``try_acquire`` and not used.
 
-        The acquisition handed back no longer counts as granted (a refund
-        with no grant counted leaves the count at zero).
+        Counted in ``refunded`` (at most as many refunds as grants are
+        counted); ``granted`` never goes down, so exported counts stay
+        monotonic.
         """
         cdef double n = as_number(tokens, "tokens", NON_NEGATIVE_FINITE)
         cdef unsigned long long seen = self._readings
@@ -132,8 +134,8 @@ cdef class TokenBucket:
         with cython.critical_section(self):
             self._refill(t, seen)
             self._tokens = min(self._capacity, self._tokens + n)
-            if self._granted > 0:
-                self._granted -= 1
+            if self._refunded < self._granted:
+                self._refunded += 1
 
     def set_rate(self, rate, now=None):
         """Change the refill rate; tokens accrued so far keep the old rate."""
@@ -167,8 +169,13 @@ cdef class TokenBucket:
 
     @property
     def granted(self):
-        """How many acquisitions succeeded (try_acquire and reserve), less those refunded."""
+        """How many acquisitions succeeded (try_acquire and reserve), refunded ones included."""
         return self._granted
+
+    @property
+    def refunded(self):
+        """How many granted acquisitions were handed back with ``refund``."""
+        return self._refunded
 
     @property
     def rejected(self):

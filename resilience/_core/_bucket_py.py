@@ -40,6 +40,7 @@ class TokenBucket(NoCopy):
         "_lock",
         "_rate",
         "_readings",
+        "_refunded",
         "_rejected",
         "_tokens",
     )
@@ -65,6 +66,7 @@ class TokenBucket(NoCopy):
         self._readings = 0
         self._lock = _fork.lock()
         self._granted = 0
+        self._refunded = 0
         self._rejected = 0
 
     def _refill(self, now: float, seen: int) -> None:
@@ -231,8 +233,9 @@ class TokenBucket(NoCopy):
     def refund(self, tokens: float = 1.0, now: float | None = None) -> None:
         """Give back tokens taken by ``reserve`` or ``try_acquire`` and not used.
 
-        The acquisition handed back no longer counts as granted (a refund
-        with no grant counted leaves the count at zero).
+        Counted in ``refunded`` (at most as many refunds as grants are
+        counted); ``granted`` never goes down, so exported counts stay
+        monotonic.
         """
         if type(tokens) is float and 0.0 <= tokens < INF:
             n = tokens
@@ -258,8 +261,8 @@ class TokenBucket(NoCopy):
             self._readings += 1
             level = level + n
             self._tokens = level if level < capacity else capacity
-            if self._granted > 0:
-                self._granted -= 1
+            if self._refunded < self._granted:
+                self._refunded += 1
         finally:
             lock.release()
 
@@ -295,8 +298,13 @@ class TokenBucket(NoCopy):
 
     @property
     def granted(self) -> int:
-        """How many acquisitions succeeded (try_acquire and reserve), less those refunded."""
+        """How many acquisitions succeeded (try_acquire and reserve), refunded ones included."""
         return self._granted
+
+    @property
+    def refunded(self) -> int:
+        """How many granted acquisitions were handed back with ``refund``."""
+        return self._refunded
 
     @property
     def rejected(self) -> int:

@@ -115,15 +115,21 @@ class PrometheusCollector(Collector):
         yield from (state, calls, transitions, failure_rate)
 
         # -- rate limiters
+        # Counted as events, so each count only grows: "allowed" counts every
+        # permit granted, and "refunded" those of them handed back unused
+        # later (a waiter that gave up); the stats' ``allowed`` is the difference.
         requests = counter(
-            "ratelimit_requests", "Permits asked for, by outcome", ["name", "outcome"]
+            "ratelimit_requests",
+            "Permits asked for, by outcome (refunded: allowed, then handed back unused)",
+            ["name", "outcome"],
         )
         available = gauge("ratelimit_available_tokens", "Tokens in the bucket now", ["name"])
         for limiter in policies.get("rate_limiters", []):
             name = label(limiter)
             stats = limiter.stats
-            requests.add_metric([name, "allowed"], stats.allowed)
+            requests.add_metric([name, "allowed"], stats.allowed + stats.refunded)
             requests.add_metric([name, "rejected"], stats.rejected)
+            requests.add_metric([name, "refunded"], stats.refunded)
             available.add_metric([name], stats.available)
         yield from (requests, available)
 
