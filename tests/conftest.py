@@ -4,6 +4,12 @@ The compiled parameter fails (it does not skip) when the extension cannot be
 imported, so a broken build cannot pass as a green run of the pure twin.
 ``--no-c-extensions`` drops it, for interpreters without a compiler.
 
+Real Redis servers (``redis_server.py``): ``redis_server``, shared by the
+session; ``redis_url``, its URL after FLUSHALL; ``fresh_redis_server``, a
+test's own, to stop and start; ``redis_cluster``, three masters shared by the
+session. A test that uses one is marked ``integration`` here, so
+``-m "not integration"`` runs the suite without a Redis server.
+
 Also here: the Hypothesis profiles (``ci`` when CI is set, ``dev``
 otherwise, or ``HYPOTHESIS_PROFILE``), more examples for the differential
 tests in CI, and the per-test timeout's plugin, required.
@@ -12,10 +18,12 @@ tests in CI, and the per-test timeout's plugin, required.
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 from types import SimpleNamespace
 
 import pytest
 from hypothesis import HealthCheck, settings
+from redis_server import RedisCluster, RedisServer
 
 from resilience import _core
 from resilience._core import load
@@ -53,18 +61,28 @@ def pytest_configure(config: pytest.Config) -> None:
         )
 
 
-def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Time and examples for the Hypothesis tests.
+# The fixtures below that start a real redis-server.
+REDIS_FIXTURES = frozenset({"redis_server", "redis_url", "fresh_redis_server", "redis_cluster"})
 
-    Each gets SHRINKING_SECONDS more than the per-test timeout (unless it
-    has its own timeout mark). Under a profile in DIFFERENTIAL_EXAMPLES, the
-    differential tests that draw the profile's own count draw that many
-    instead (one that chose its count keeps it).
+
+# First, before pytest's own hook deselects by `-m`, which must see the marks.
+@pytest.hookimpl(tryfirst=True)
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """The integration mark, and time and examples for the Hypothesis tests.
+
+    A test that uses a Redis fixture (directly or through another fixture)
+    is marked ``integration``. Each Hypothesis test gets SHRINKING_SECONDS
+    more than the per-test timeout (unless it has its own timeout mark).
+    Under a profile in DIFFERENTIAL_EXAMPLES, the differential tests that
+    draw the profile's own count draw that many instead (one that chose its
+    count keeps it).
     """
     shrinking_timeout = float(config.getini("timeout")) + SHRINKING_SECONDS
     examples = DIFFERENTIAL_EXAMPLES.get(PROFILE)
     profile_count = settings.get_profile(PROFILE).max_examples
     for item in items:
+        if REDIS_FIXTURES.intersection(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.integration)
         test = getattr(item, "obj", None)
         if not getattr(test, "is_hypothesis_test", False):  # set by @given
             continue
@@ -128,3 +146,34 @@ def policy_impl(impl: SimpleNamespace, monkeypatch: pytest.MonkeyPatch) -> Simpl
     """
     monkeypatch.setattr(_core, "SELECTED", impl)
     return impl
+
+
+@pytest.fixture(scope="session")
+def redis_server() -> Iterator[RedisServer]:
+    """A redis-server shared by the whole session (``redis_url`` gives it empty).
+
+    A test must not stop it: ``fresh_redis_server`` is the one to stop.
+    """
+    with RedisServer() as server:
+        yield server
+
+
+@pytest.fixture
+def redis_url(redis_server: RedisServer) -> str:
+    """The shared server's URL, every key deleted first: tests do not see each other's keys."""
+    redis_server.flushall()
+    return redis_server.url
+
+
+@pytest.fixture
+def fresh_redis_server() -> Iterator[RedisServer]:
+    """A running redis-server of the test's own, to stop and start; stopped after the test."""
+    with RedisServer() as server:
+        yield server
+
+
+@pytest.fixture(scope="session")
+def redis_cluster() -> Iterator[RedisCluster]:
+    """Three masters shared by the session, started when a test first asks (about 2 s)."""
+    with RedisCluster() as cluster:
+        yield cluster
