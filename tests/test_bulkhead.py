@@ -18,10 +18,13 @@ import asyncio
 import functools
 import inspect
 import math
+import os
+import subprocess
 import sys
 import threading
 import time
 from collections.abc import Awaitable, Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -1365,3 +1368,30 @@ def test_bad_timeout_to_aacquire(policy_impl, state, value, error):
     asyncio.run(main())
     assert bulkhead.active == before
     assert bulkhead.waiting == 0
+
+
+# -- the pure twin's with forms ------------------------------------------------------------
+
+
+def test_the_pure_gate_passes_the_bulkhead_tests_when_selected_at_import():
+    """``with`` / ``async with`` come from the twin's ``BulkheadGate``, the
+    base class chosen when ``resilience.bulkhead`` is imported. ``policy_impl``
+    switches a bulkhead's core, not its base (a compiled gate bound to a pure
+    core sends every block through ``acquire`` / ``release``), so the pure
+    gate's own path runs only where the pure twin is selected at import: run
+    the bulkhead and thread tests so, in a child process."""
+    root = Path(__file__).resolve().parent.parent
+    env = {**os.environ, "RESILIENCE_NO_EXTENSIONS": "1"}
+    check = (
+        "import resilience.bulkhead as b, resilience._core._calls_py as pure;"
+        "assert issubclass(b.Bulkhead, pure.BulkheadGate), b.Bulkhead.__mro__"
+    )
+    subprocess.run([sys.executable, "-c", check], cwd=root, env=env, check=True, timeout=60)
+    tests = [str(root / "tests" / name) for name in ("test_bulkhead.py", "test_threads.py")]
+    child = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "--no-c-extensions",
+         "-k", "not pure_gate", *tests],
+        cwd=root, env=env, capture_output=True, text=True, timeout=110,
+    )  # fmt: skip
+    assert child.returncode == 0, child.stdout[-4000:] + child.stderr[-2000:]
+    assert " passed" in child.stdout
