@@ -18,6 +18,7 @@ tests in CI, and the per-test timeout's plugin, required.
 from __future__ import annotations
 
 import os
+import sys
 from collections.abc import Iterator
 from types import SimpleNamespace
 
@@ -177,3 +178,15 @@ def redis_cluster() -> Iterator[RedisCluster]:
     """Three masters shared by the session, started when a test first asks (about 2 s)."""
     with RedisCluster() as cluster:
         yield cluster
+
+
+@pytest.fixture
+def frequent_switches() -> Iterator[None]:
+    """Threads switch every 10 us, so they interleave inside short methods and
+    races get a chance to show."""
+    previous = sys.getswitchinterval()
+    sys.setswitchinterval(1e-5)
+    try:
+        yield
+    finally:
+        sys.setswitchinterval(previous)

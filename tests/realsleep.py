@@ -10,6 +10,7 @@ interrupt would. A wait that fails before it sleeps raises its own error.
 
 from __future__ import annotations
 
+import asyncio
 import inspect
 import signal
 import sys
@@ -17,6 +18,7 @@ import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from types import FrameType
+from typing import Any
 
 import pytest
 
@@ -64,3 +66,15 @@ def woken_from_the_sleep_hook() -> Iterator[None]:
         stop.set()
         sender.join(GUARD)
         signal.signal(signal.SIGUSR1, previous)
+
+
+async def asleep_then_cancelled(task: asyncio.Task[Any]) -> None:
+    """Check that ``task`` went to sleep in a long wait: a wait that cannot
+    sleep fails within a few turns of the loop. Then cancel it, as an
+    interrupt would end it, and see it end cancelled."""
+    for _ in range(10):
+        await asyncio.sleep(0)
+    assert not task.done()
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task

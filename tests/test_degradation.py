@@ -21,7 +21,6 @@ import asyncio
 import inspect
 import logging
 import math
-import sys
 import threading
 from collections.abc import Iterator
 from typing import Any
@@ -1032,16 +1031,6 @@ def test_feature_rejects_a_non_callable_fallback(fallback):
 
 
 # -- threads ---------------------------------------------------------------------
-
-
-@pytest.fixture
-def frequent_switches() -> Iterator[None]:
-    previous = sys.getswitchinterval()
-    sys.setswitchinterval(1e-5)
-    try:
-        yield
-    finally:
-        sys.setswitchinterval(previous)
 
 
 def test_threads_reading_and_calling_while_triggers_flip(frequent_switches):

@@ -26,8 +26,10 @@ class Log:
         self.seen: list[str] = []
 
 
-def make_breaker(log: Log) -> CircuitBreaker:
-    class LoggingBreaker(CircuitBreaker):
+def calls_logged(base: type[Any], log: Log) -> type[Any]:
+    """A subclass of ``base`` whose ``call`` and ``acall`` log themselves."""
+
+    class Logging(base):  # type: ignore[misc,valid-type]
         def call(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Any:
             log.seen.append("call")
             return super().call(fn, *args, **kwargs)
@@ -36,20 +38,17 @@ def make_breaker(log: Log) -> CircuitBreaker:
             log.seen.append("acall")
             return await super().acall(fn, *args, **kwargs)
 
-    return LoggingBreaker()
+    return Logging
+
+
+def make_breaker(log: Log) -> CircuitBreaker:
+    breaker: CircuitBreaker = calls_logged(CircuitBreaker, log)()
+    return breaker
 
 
 def make_retry(log: Log) -> Retry:
-    class LoggingRetry(Retry):
-        def call(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Any:
-            log.seen.append("call")
-            return super().call(fn, *args, **kwargs)
-
-        async def acall(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Any:
-            log.seen.append("acall")
-            return await super().acall(fn, *args, **kwargs)
-
-    return LoggingRetry(2)
+    retry: Retry = calls_logged(Retry, log)(2)
+    return retry
 
 
 def make_limiter(log: Log) -> RateLimiter:

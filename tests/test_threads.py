@@ -7,9 +7,8 @@ interval is shortened so that threads interleave inside short methods.
 
 from __future__ import annotations
 
-import sys
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 
 import pytest
 
@@ -19,14 +18,7 @@ from resilience.testing import FakeClock
 THREADS = 8
 
 
-@pytest.fixture(autouse=True)
-def frequent_switches() -> Iterator[None]:
-    previous = sys.getswitchinterval()
-    sys.setswitchinterval(1e-5)
-    try:
-        yield
-    finally:
-        sys.setswitchinterval(previous)
+pytestmark = pytest.mark.usefixtures("frequent_switches")
 
 
 def run_together(n: int, work: Callable[[int], None]) -> None:
