@@ -18,6 +18,7 @@ from typing import Any
 
 from . import _core
 from ._core import _fork
+from ._core._bucket_py import TOLERANCE
 from ._core._clock_py import reader
 from ._core._validate import capacity as check_capacity
 from ._core._validate import clock as check_clock
@@ -39,7 +40,7 @@ from ._policy import (
 from .errors import RateLimitExceeded
 from .timeout import remaining
 
-__all__ = ["AdaptiveRateLimiter", "RateLimiter", "RateLimiterStats"]
+__all__ = ["AdaptiveRateLimiter", "RateDecision", "RateLimiter", "RateLimiterStats"]
 
 
 @dataclass(frozen=True)
@@ -57,6 +58,38 @@ class RateLimiterStats:
     rejected: int
     #: Reservations handed back unused: let through at first, then given up.
     refunded: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class RateDecision:
+    """What a limiter decided about one request, with what a client should be told.
+
+    ``allowed``: the tokens were taken. ``limit``: the bucket's capacity (the
+    burst). ``remaining``: the whole tokens left after the decision.
+    ``retry_after``: seconds until the tokens asked for would be there — 0.0
+    when allowed, ``math.inf`` when more were asked than the bucket holds.
+    ``reset_after``: seconds until the bucket is full again. The figures of
+    an HTTP ``RateLimit`` header, in one object.
+    """
+
+    allowed: bool
+    limit: float
+    remaining: int
+    retry_after: float
+    reset_after: float
+
+
+def decision(
+    allowed: bool, capacity: float, level: float, retry_after: float, rate: float
+) -> RateDecision:
+    """A ``RateDecision`` from a bucket's state after deciding: ``level`` tokens
+    there (negative while reservations are in debt), refilling at ``rate`` a second."""
+    # The bucket grants what rounding leaves a hair short (TOLERANCE): a
+    # level of 2.9999999999 holds 3 whole tokens for it, so for us too.
+    remaining = max(0, math.floor(level + TOLERANCE))
+    return RateDecision(
+        allowed, capacity, remaining, retry_after, max(0.0, (capacity - level) / rate)
+    )
 
 
 class RateLimiter(Block, Policy):
@@ -111,6 +144,23 @@ class RateLimiter(Block, Policy):
     def try_acquire(self, tokens: float = 1) -> bool:
         """Take ``tokens`` if they are there now; never waits."""
         return bool(self._bucket.try_acquire(tokens))
+
+    def decide(self, tokens: float = 1) -> RateDecision:
+        """Take ``tokens`` if they are there now (as ``try_acquire``) and say what is left.
+
+        Never waits. Each figure is the bucket's as it is asked (one clock
+        reading each, microseconds apart: a reading handed from one call to
+        the next could be older than another thread's, which the bucket
+        would take for the clock stepping back).
+        """
+        bucket = self._bucket
+        allowed = bool(bucket.try_acquire(tokens))
+        retry_after = 0.0 if allowed else float(bucket.wait_time(tokens))
+        return decision(allowed, bucket.capacity, bucket.tokens_at(), retry_after, bucket.rate)
+
+    async def adecide(self, tokens: float = 1) -> RateDecision:
+        """``decide`` for async code (a local decision never waits, so it never blocks)."""
+        return self.decide(tokens)
 
     def _wait_limit(self) -> float:
         """The longest wait a call may make now: ``max_wait``, within the deadline."""

@@ -8,6 +8,7 @@ fence without a language is refused, so no Python can hide from the test.
 
 from __future__ import annotations
 
+import os
 import re
 import subprocess
 import sys
@@ -91,3 +92,27 @@ def test_the_python_block_runs_on_its_own(block: Block) -> None:
     except subprocess.TimeoutExpired:
         pytest.fail(f"the block at README.md line {block.line} still ran after {TIMEOUT:g} s")
     assert run.returncode == 0, f"README.md line {block.line}:\n{run.stderr}"
+
+
+REDIS_BLOCKS = [block for block in PYTHON_BLOCKS if "REDIS_URL" in block.code]
+
+
+def test_a_block_uses_redis() -> None:
+    assert REDIS_BLOCKS, "the README's Redis example is gone"
+
+
+@pytest.mark.parametrize("block", REDIS_BLOCKS, ids=lambda block: f"line-{block.line}")
+def test_the_redis_block_runs_against_a_real_server(block: Block, redis_url: str) -> None:
+    """With ``REDIS_URL`` set, as a reader with a server would: every decision
+    is made by Redis (no fallback) and the health probe reports UP."""
+    try:
+        run = subprocess.run(
+            [sys.executable, "-c", block.code],
+            cwd=ROOT, capture_output=True, text=True, timeout=TIMEOUT,
+            env={**os.environ, "REDIS_URL": redis_url},
+        )
+    except subprocess.TimeoutExpired:
+        pytest.fail(f"the block at README.md line {block.line} still ran after {TIMEOUT:g} s")
+    assert run.returncode == 0, f"README.md line {block.line}:\n{run.stderr}"
+    assert "fallbacks=0" in run.stdout and "errors=0" in run.stdout, run.stdout
+    assert "UP" in run.stdout, run.stdout

@@ -1,0 +1,22 @@
+"""Shared state across processes, kept in Redis (or Valkey).
+
+Install with the extra: ``pip install 'resilience-primitives[redis]'``.
+
+``RedisStore`` holds the clients and what to do when Redis cannot answer;
+the policies built on it share their state with every process using the
+same server and prefix. ``redis_probe(store)`` is a health probe. Importing
+this package imports redis-py (``import resilience`` never does).
+"""
+
+from __future__ import annotations
+
+from ._store import RedisStore, RedisStoreStats, redis_probe
+from .ratelimit import KeyedRedisRateLimiter, RedisRateLimiter
+
+__all__ = [
+    "KeyedRedisRateLimiter",
+    "RedisRateLimiter",
+    "RedisStore",
+    "RedisStoreStats",
+    "redis_probe",
+]
