@@ -15,7 +15,7 @@ refusal costs little more than the raise itself.
 
 cimport cython
 from cpython.exc cimport PyErr_Fetch, PyErr_NormalizeException, PyErr_Restore, PyErr_SetObject
-from cpython.object cimport PyObject
+from cpython.object cimport PyObject, PyTypeObject
 from cpython.ref cimport Py_DECREF, Py_INCREF, Py_XDECREF
 
 from resilience._core._clock_c cimport elapsed, monotonic, read_now
@@ -49,7 +49,7 @@ cdef Py_ssize_t RETRY_SUCCESSES = _layout.RETRY_SUCCESSES
 cdef inline object _refusal(type kind, tuple fields):
     """``kind.__new__(kind, *fields)``: a refusal, whose args are its fields,
     made through the type's C slot (no lookup of ``__new__``, no wrapper)."""
-    return (<NewTypeSlots*>kind).tp_new(kind, fields, NULL)
+    return (<NewTypeSlots*>kind).tp_new(<PyTypeObject*>kind, fields, NULL)
 
 
 cdef inline double _take_token(TokenBucket bucket, bint waits, object limit) except? -2.0:

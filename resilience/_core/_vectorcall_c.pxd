@@ -2,7 +2,7 @@
 # a C function pointer stored in the instance, so ``wrapper(*args)`` passes
 # its arguments on as a C array, with no tuple or dict built per call.
 
-from cpython.object cimport PyObject
+from cpython.object cimport PyObject, PyTypeObject
 
 
 cdef extern from "Python.h":
@@ -32,7 +32,7 @@ cdef extern from "Python.h":
         sendfunc am_send
     # A type's own constructor slot: ``kind.__new__(kind, *args)`` with no
     # attribute lookup and no ``__new__`` wrapper in between.
-    ctypedef object (*newfunc)(object kind, object args, PyObject* kwargs)
+    ctypedef object (*newfunc)(PyTypeObject* kind, object args, PyObject* kwargs)
     ctypedef struct NewTypeSlots "PyTypeObject":
         newfunc tp_new
     ctypedef struct AsyncTypeSlots "PyTypeObject":
