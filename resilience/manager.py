@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import enum
+import importlib
 import inspect
 import math
 from collections.abc import Callable, Mapping
@@ -43,6 +44,16 @@ KINDS: dict[str, type[Any]] = {
 }
 
 
+# Config key -> the class a ``"shared": true`` entry of that kind makes, its
+# state kept in Redis. Filled by ``resilience.redis`` when it is imported
+# (the manager imports it only for a shared entry, so redis-py is needed
+# only then).
+SHARED_KINDS: dict[str, type[Any]] = {}
+
+# Settings a shared kind takes under another name than its local kind.
+SHARED_RENAMED: dict[str, dict[str, str]] = {"bulkheads": {"max_concurrent": "limit"}}
+
+
 # What a config's ``{"backoff": {"kind": ...}}`` may name.
 BACKOFF_KINDS: dict[str, Callable[..., Any]] = {
     name: getattr(backoff, name) for name in ("constant", "linear", "exponential", "fibonacci")
@@ -58,10 +69,13 @@ class ResilienceManager(NoCopy):
     ``"latency_budgets"``) to ``{name: settings}``, the keyword arguments of
     that policy's constructor; a ``backoff`` setting may be a dict such as
     ``{"kind": "exponential", "initial": 0.1, "max": 2.0}`` naming a function
-    of ``resilience.backoff``. Configured policies are made at once, so a bad
-    setting fails at start-up. ``clock`` and ``sleep`` are given to every
-    policy that takes them and is not given its own (a ``FakeClock`` and its
-    ``sleep`` make the whole registry instant in tests).
+    of ``resilience.backoff``. A setting ``"shared": true`` makes the
+    policy's fleet-wide kind from ``resilience.redis`` instead, its state in
+    the Redis of ``store`` (a ``RedisStore``), with the same other settings.
+    Configured policies are made at once, so a bad setting fails at
+    start-up. ``clock`` and ``sleep`` are given to every policy that takes
+    them and is not given its own (a ``FakeClock`` and its ``sleep`` make the
+    whole registry instant in tests).
 
     Asking again for a name with settings checks each of them against the
     ones the policy was made with (or the constructor's defaults): a
@@ -74,9 +88,11 @@ class ResilienceManager(NoCopy):
         *,
         clock: Callable[[], float] | None = None,
         sleep: Callable[[float], Any] | None = None,
+        store: Any = None,
     ) -> None:
         self._clock = check_clock(clock)
         self._sleep = check_callable("sleep", sleep)
+        self._store = store  # checked by the shared policies it is given to
         self._lock = _fork.rlock()
         # kind -> name -> (settings it was made with, None if add()ed; the policy)
         self._made: dict[str, dict[str, tuple[dict[str, Any] | None, Any]]] = {
@@ -101,7 +117,7 @@ class ResilienceManager(NoCopy):
             made = self._made[kind].get(name)
             if made is None:
                 wanted = {**configured, **settings}
-                policy = self._make(KINDS[kind], name, wanted)
+                policy = self._make(kind, name, wanted)
                 self._made[kind][name] = (wanted, policy)
                 return policy
             existing, policy = made
@@ -110,7 +126,7 @@ class ResilienceManager(NoCopy):
             if existing is not None:
                 # Each setting asked for must be the one it was made with
                 # (or, if it was not given then, the constructor's default).
-                defaults = defaults_of(KINDS[kind])
+                defaults = defaults_of(type(policy))
                 for key, value in settings.items():
                     made_with = existing.get(key, defaults.get(key, _NOT_A_PARAMETER))
                     if made_with is _NOT_A_PARAMETER or made_with != value:
@@ -120,14 +136,24 @@ class ResilienceManager(NoCopy):
                         )
             return policy
 
-    def _make(self, cls: type[Any], name: str, settings: dict[str, Any]) -> Any:
+    def _make(self, kind: str, name: str, settings: dict[str, Any]) -> Any:
         arguments = dict(settings)
+        shared = arguments.pop("shared", False)
+        if type(shared) is not bool:
+            raise TypeError(f"{kind} {name!r}: shared must be True or False, got {shared!r}")
         if isinstance(arguments.get("backoff"), Mapping):
             arguments["backoff"] = make_backoff(arguments["backoff"])
+        cls = shared_kind(kind, name, self._store) if shared else KINDS[kind]
+        if shared:
+            for local, renamed in SHARED_RENAMED.get(kind, {}).items():
+                if local in arguments:
+                    arguments[renamed] = arguments.pop(local)
         parameters = parameters_of(cls)
         for key, value in (("clock", self._clock), ("sleep", self._sleep)):
             if key in parameters and key not in arguments and value is not None:
                 arguments[key] = value
+        if shared:
+            return cls(self._store, name=name, **arguments)
         return cls(name=name, **arguments)
 
     def circuit_breaker(self, name: str, **settings: Any) -> CircuitBreaker:
@@ -215,11 +241,33 @@ def defaults_of(cls: type[Any]) -> dict[str, Any]:
     }
 
 
+def shared_kind(kind: str, name: str, store: Any) -> type[Any]:
+    """The class a ``"shared": true`` entry of ``kind`` makes (importing ``resilience.redis``)."""
+    if store is None:
+        raise ValueError(
+            f"{kind} {name!r} is shared: give the manager a store"
+            " (ResilienceManager(config, store=RedisStore.from_url(...)))"
+        )
+    try:
+        importlib.import_module("resilience.redis")
+    except ImportError as exc:
+        raise ImportError(
+            f"{kind} {name!r} is shared, which needs redis-py:"
+            " pip install 'resilience-primitives[redis]'"
+        ) from exc
+    if kind not in SHARED_KINDS:
+        raise ValueError(
+            f"{kind} {name!r}: only {sorted(SHARED_KINDS)} can be shared, got shared=True"
+        )
+    return SHARED_KINDS[kind]
+
+
 def kind_of(policy: Any) -> str:
     """The config key for ``policy``'s class (a subclass counts as its base)."""
-    for kind, cls in KINDS.items():
-        if isinstance(policy, cls):
-            return kind
+    for kinds in (KINDS, SHARED_KINDS):
+        for kind, cls in kinds.items():
+            if isinstance(policy, cls):
+                return kind
     raise TypeError(f"policy must be one of {[c.__name__ for c in KINDS.values()]}, got {policy!r}")
 
 

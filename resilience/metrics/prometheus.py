@@ -226,6 +226,42 @@ class PrometheusCollector(Collector):
                 health.add_metric([check.name, status.value.lower()], current)
         yield health
 
+        # -- Redis stores, those of the shared policies (each once)
+        round_trips = counter(
+            "redis_round_trips", "Commands and scripts sent to Redis (a batch is one)", ["prefix"]
+        )
+        errors = counter("redis_errors", "Round trips that found Redis unreachable", ["prefix"])
+        fallbacks = counter(
+            "redis_fallback_decisions",
+            "Decisions made by on_error instead of Redis (an outage, the guard open)",
+            ["prefix"],
+        )
+        guard = gauge(
+            "redis_guard_state",
+            "1 for the state of the breaker guarding Redis",
+            ["prefix", "state"],
+        )
+        for store in stores_of(policies):
+            stats = store.stats
+            prefix = store.prefix
+            round_trips.add_metric([prefix], stats.round_trips)
+            errors.add_metric([prefix], stats.errors)
+            fallbacks.add_metric([prefix], stats.fallbacks)
+            for s in CircuitState:
+                guard.add_metric([prefix, s.value.lower()], 1.0 if s is stats.guard else 0.0)
+        yield from (round_trips, errors, fallbacks, guard)
+
+
+def stores_of(policies: dict[str, list[Any]]) -> list[Any]:
+    """The ``RedisStore`` of every shared policy, each once, in order."""
+    stores: dict[int, Any] = {}
+    for members in policies.values():
+        for policy in members:
+            store = getattr(policy, "store", None)
+            if store is not None:
+                stores.setdefault(id(store), store)
+    return list(stores.values())
+
 
 def group_by_kind(source: Iterable[Any]) -> dict[str, list[Any]]:
     """Policies by kind; a ``HealthChecker`` stands for its checks."""

@@ -10,8 +10,12 @@ this package imports redis-py (``import resilience`` never does).
 
 from __future__ import annotations
 
+from ..manager import SHARED_KINDS
 from ._store import RedisStore, RedisStoreStats, redis_probe
 from .ratelimit import KeyedRedisRateLimiter, RedisRateLimiter
+
+# What a ResilienceManager makes for a config entry with "shared": true.
+SHARED_KINDS["rate_limiters"] = RedisRateLimiter
 
 __all__ = [
     "KeyedRedisRateLimiter",
