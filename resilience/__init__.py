@@ -50,7 +50,14 @@ from .health import (
 )
 from .manager import ResilienceManager
 from .pipeline import Pipeline, PipelineStats
-from .ratelimit import AdaptiveRateLimiter, RateLimiter, RateLimiterStats
+from .ratelimit import (
+    AdaptiveRateLimiter,
+    KeyedRateLimiter,
+    KeyedRateLimiterStats,
+    RateDecision,
+    RateLimiter,
+    RateLimiterStats,
+)
 from .retry import Retry, RetryBudget, RetryState, RetryStats
 from .timeout import Timeout, TimeoutStats, deadline, remaining
 
@@ -79,12 +86,15 @@ __all__ = [
     "HealthChecker",
     "HealthStatus",
     "InjectedFault",
+    "KeyedRateLimiter",
+    "KeyedRateLimiterStats",
     "LatencyBudget",
     "LatencySketch",
     "LatencyWindow",
     "LoadShedError",
     "Pipeline",
     "PipelineStats",
+    "RateDecision",
     "RateLimitExceeded",
     "RateLimiter",
     "RateLimiterStats",

@@ -27,7 +27,7 @@ from .budget import ErrorBudget, LatencyBudget
 from .bulkhead import Bulkhead
 from .health import HealthCheck
 from .pipeline import Pipeline
-from .ratelimit import RateLimiter
+from .ratelimit import RateLimiter, rate_and_per
 from .retry import Retry
 
 __all__ = ["KINDS", "ResilienceManager", "jsonable"]
@@ -108,6 +108,7 @@ class ResilienceManager(NoCopy):
             raise TypeError(f"name must be a non-empty str, got {name!r}")
         label = f"{KINDS[kind].__name__} {name!r}"
         configured = self._config.get(kind, {}).get(name, {})
+        settings = rate_normalised(settings)
         for key, value in settings.items():
             if key in configured and configured[key] != value:
                 raise ValueError(
@@ -241,6 +242,18 @@ def defaults_of(cls: type[Any]) -> dict[str, Any]:
     }
 
 
+def rate_normalised(settings: Mapping[str, Any]) -> dict[str, Any]:
+    """Settings as they are compared and used: a ``rate`` as its number and
+    its ``per`` (a rate string such as ``"100/minute"`` split, ``per`` 1
+    second when not given), so equal rates compare equal however written."""
+    normalised = dict(settings)
+    if "rate" in normalised:
+        normalised["rate"], normalised["per"] = rate_and_per(
+            normalised["rate"], normalised.get("per")
+        )
+    return normalised
+
+
 def shared_kind(kind: str, name: str, store: Any) -> type[Any]:
     """The class a ``"shared": true`` entry of ``kind`` makes (importing ``resilience.redis``)."""
     if store is None:
@@ -297,7 +310,7 @@ def check_config(
         for name, settings in named.items():
             if not isinstance(settings, Mapping):
                 raise TypeError(f"config[{kind!r}][{name!r}] must be a mapping, got {settings!r}")
-            checked[kind][name] = dict(settings)
+            checked[kind][name] = rate_normalised(settings)
     return checked
 
 

@@ -11,8 +11,11 @@ handing its tokens back if it is cancelled or interrupted while asleep.
 from __future__ import annotations
 
 import functools
+import itertools
 import math
-from collections.abc import Callable, Coroutine
+import re
+from collections import OrderedDict
+from collections.abc import Callable, Coroutine, Hashable
 from dataclasses import dataclass
 from typing import Any
 
@@ -20,9 +23,10 @@ from . import _core
 from ._core import _fork
 from ._core._bucket_py import TOLERANCE
 from ._core._clock_py import reader
+from ._core._nocopy import NoCopy
 from ._core._validate import capacity as check_capacity
 from ._core._validate import clock as check_clock
-from ._core._validate import non_negative, number, positive
+from ._core._validate import count, non_negative, number, positive
 from ._policy import (
     NEVER_FAILURES,
     Acquiring,
@@ -40,7 +44,14 @@ from ._policy import (
 from .errors import RateLimitExceeded
 from .timeout import remaining
 
-__all__ = ["AdaptiveRateLimiter", "RateDecision", "RateLimiter", "RateLimiterStats"]
+__all__ = [
+    "AdaptiveRateLimiter",
+    "KeyedRateLimiter",
+    "KeyedRateLimiterStats",
+    "RateDecision",
+    "RateLimiter",
+    "RateLimiterStats",
+]
 
 
 @dataclass(frozen=True)
@@ -92,8 +103,19 @@ def decision(
     )
 
 
+def decide_on(bucket: Any, tokens: float) -> RateDecision:
+    """Take ``tokens`` from a core ``TokenBucket`` if they are there now, and
+    say what is left (see ``RateLimiter.decide``)."""
+    allowed = bool(bucket.try_acquire(tokens))
+    retry_after = 0.0 if allowed else float(bucket.wait_time(tokens))
+    return decision(allowed, bucket.capacity, bucket.tokens_at(), retry_after, bucket.rate)
+
+
 class RateLimiter(Block, Policy):
     """``rate`` operations per ``per`` seconds, in bursts of up to ``burst`` (default ``rate``).
+
+    ``rate`` may be a string that says both: ``"100/minute"``, ``"10/s"``,
+    ``"5 per second"`` (``per`` is then not given; it defaults to 1 second).
 
     ``try_acquire`` never waits. ``acquire`` / ``aacquire`` wait up to
     ``timeout`` (default ``max_wait``) and the current deadline, or raise
@@ -116,9 +138,9 @@ class RateLimiter(Block, Policy):
 
     def __init__(
         self,
-        rate: float,
+        rate: float | str,
         *,
-        per: float = 1.0,
+        per: float | None = None,
         burst: float | None = None,
         max_wait: float = 0.0,
         name: str | None = None,
@@ -127,8 +149,7 @@ class RateLimiter(Block, Policy):
     ) -> None:
         # Kept as given: the bucket's per-second rate is derived from it, and
         # rate / per * per need not give back the same float.
-        self._rate = positive("rate", rate)
-        self._per = positive("per", per)
+        self._rate, self._per = rate_and_per(rate, per)
         capacity = check_burst(burst, self._rate)
         per_second = tokens_per_second("rate", self._rate, self._per)
         self._max_wait = non_negative("max_wait", max_wait)
@@ -153,10 +174,7 @@ class RateLimiter(Block, Policy):
         the next could be older than another thread's, which the bucket
         would take for the clock stepping back).
         """
-        bucket = self._bucket
-        allowed = bool(bucket.try_acquire(tokens))
-        retry_after = 0.0 if allowed else float(bucket.wait_time(tokens))
-        return decision(allowed, bucket.capacity, bucket.tokens_at(), retry_after, bucket.rate)
+        return decide_on(self._bucket, tokens)
 
     async def adecide(self, tokens: float = 1) -> RateDecision:
         """``decide`` for async code (a local decision never waits, so it never blocks)."""
@@ -286,9 +304,9 @@ class AdaptiveRateLimiter(RateLimiter):
 
     def __init__(
         self,
-        rate: float,
+        rate: float | str,
         *,
-        per: float = 1.0,
+        per: float | None = None,
         min_rate: float,
         max_rate: float,
         increase: float = 1.0,
@@ -310,7 +328,7 @@ class AdaptiveRateLimiter(RateLimiter):
         # The rate moves between these two: the bucket must take either.
         tokens_per_second("min_rate", self._min_rate, self._per)
         tokens_per_second("max_rate", self._max_rate, self._per)
-        if not self._min_rate <= self.rate <= self._max_rate:
+        if not self._min_rate <= self._rate <= self._max_rate:
             raise ValueError(
                 f"rate must be within [min_rate, max_rate] = [{min_rate!r}, {max_rate!r}],"
                 f" got {rate!r}"
@@ -374,6 +392,168 @@ class AdaptiveRateLimiter(RateLimiter):
         return None
 
 
+
+@dataclass(frozen=True)
+class KeyedRateLimiterStats:
+    """A snapshot of a keyed limiter: its settings, its keys now, its lifetime counts.
+
+    ``evicted``: buckets dropped to stay within ``max_keys``; ``lossy``: those
+    of them that were not full (a key whose bucket was dropped starts full
+    again, so it may get up to a burst more than the limit).
+    """
+
+    name: str | None
+    rate: float
+    per: float
+    burst: float
+    keys: int
+    max_keys: int
+    allowed: int
+    rejected: int
+    evicted: int
+    lossy: int
+
+
+class KeyedRateLimiter(NoCopy):
+    """A bucket of its own for each key — client, tenant, route: ``rate``
+    per ``per`` seconds, bursting to ``burst`` (default ``rate``), each.
+
+    ``rate`` may be a rate string (``"100/minute"``). Memory is bounded by
+    ``max_keys``: to make room for a new key, a full bucket among the 8
+    least recently used is dropped (dropping it loses nothing: a new one
+    starts full); if none is full, the least recently used one (counted in
+    ``stats.lossy``). Each bucket is the core's compiled ``TokenBucket``.
+    Decisions never wait: ``try_acquire(key)`` and ``decide(key)``.
+    """
+
+    __slots__ = (
+        "__weakref__",
+        "_allowed",
+        "_buckets",
+        "_capacity",
+        "_clock",
+        "_evicted",
+        "_impl",
+        "_lock",
+        "_lossy",
+        "_max_keys",
+        "_name",
+        "_per",
+        "_per_second",
+        "_rate",
+        "_rejected",
+    )
+
+    # How many of the least recently used buckets are looked at for a full one.
+    IDLE_SCAN = 8
+
+    def __init__(
+        self,
+        rate: float | str,
+        *,
+        per: float | None = None,
+        burst: float | None = None,
+        max_keys: int = 100_000,
+        name: str | None = None,
+        clock: Callable[[], float] | None = None,
+    ) -> None:
+        self._rate, self._per = rate_and_per(rate, per)
+        self._capacity = check_burst(burst, self._rate)
+        self._per_second = tokens_per_second("rate", self._rate, self._per)
+        self._max_keys = count("max_keys", max_keys, maximum=MAX_KEYS)
+        self._name = check_name(name)
+        self._clock = check_clock(clock)
+        self._impl = _core.SELECTED
+        self._lock = _fork.lock()
+        self._buckets: OrderedDict[Hashable, Any] = OrderedDict()  # least recently used first
+        self._allowed = self._rejected = self._evicted = self._lossy = 0
+
+    def _bucket(self, key: Hashable) -> Any:
+        """The bucket of ``key``, made if it has none, now the most recently used."""
+        with self._lock:
+            buckets = self._buckets
+            bucket = buckets.get(key)
+            if bucket is not None:
+                buckets.move_to_end(key)
+                return bucket
+            if len(buckets) >= self._max_keys:
+                self._drop_one()
+            bucket = self._impl.TokenBucket(self._per_second, self._capacity, clock=self._clock)
+            buckets[key] = bucket
+            return bucket
+
+    def _drop_one(self) -> None:
+        """Under the lock: make room for one key."""
+        buckets = self._buckets
+        for key, bucket in itertools.islice(buckets.items(), self.IDLE_SCAN):
+            if bucket.tokens_at() >= self._capacity:
+                del buckets[key]
+                break
+        else:
+            buckets.popitem(last=False)
+            self._lossy += 1
+        self._evicted += 1
+
+    def _count(self, allowed: bool) -> None:
+        with self._lock:
+            if allowed:
+                self._allowed += 1
+            else:
+                self._rejected += 1
+
+    def try_acquire(self, key: Hashable, tokens: float = 1) -> bool:
+        """Take ``tokens`` from ``key``'s bucket if they are there; never waits."""
+        allowed = bool(self._bucket(key).try_acquire(tokens))
+        self._count(allowed)
+        return allowed
+
+    def decide(self, key: Hashable, tokens: float = 1) -> RateDecision:
+        """``try_acquire`` on ``key``'s bucket, and what is left there (``RateDecision``)."""
+        result = decide_on(self._bucket(key), tokens)
+        self._count(result.allowed)
+        return result
+
+    async def adecide(self, key: Hashable, tokens: float = 1) -> RateDecision:
+        """``decide`` for async code (a local decision never waits, so it never blocks)."""
+        return self.decide(key, tokens)
+
+    def forget(self, key: Hashable) -> None:
+        """Drop ``key``'s bucket (none: nothing); the key starts full again."""
+        with self._lock:
+            self._buckets.pop(key, None)
+
+    @property
+    def name(self) -> str | None:
+        return self._name
+
+    @property
+    def stats(self) -> KeyedRateLimiterStats:
+        with self._lock:
+            return KeyedRateLimiterStats(
+                name=self._name,
+                rate=self._rate,
+                per=self._per,
+                burst=self._capacity,
+                keys=len(self._buckets),
+                max_keys=self._max_keys,
+                allowed=self._allowed,
+                rejected=self._rejected,
+                evicted=self._evicted,
+                lossy=self._lossy,
+            )
+
+    def __repr__(self) -> str:
+        return (
+            f"<KeyedRateLimiter name={self._name!r} rate={self._rate!r} per={self._per!r}"
+            f" burst={self._capacity!r} max_keys={self._max_keys}>"
+        )
+
+
+# A bound on the keys a KeyedRateLimiter keeps: memory follows it (a bucket
+# and its entry are about 200 bytes, so this is about 2 GB).
+MAX_KEYS = 10_000_000
+
+
 def check_burst(burst: float | None, rate: float) -> float:
     """The bucket's capacity: ``burst``, else the rate; at least one token either way."""
     if burst is not None:
@@ -385,6 +565,35 @@ def check_burst(burst: float | None, rate: float) -> float:
             f" give burst=1 or more"
         )
     return rate
+
+
+# The units a rate string may name, in seconds.
+RATE_UNITS = {
+    **dict.fromkeys(("s", "second", "seconds"), 1.0),
+    **dict.fromkeys(("m", "minute", "minutes"), 60.0),
+    **dict.fromkeys(("h", "hour", "hours"), 3600.0),
+    **dict.fromkeys(("d", "day", "days"), 86400.0),
+}
+RATE_STRING = re.compile(r"\s*(\d+(?:\.\d*)?|\.\d+)\s*(?:/|\s+per\s+)\s*([a-zA-Z]+)\s*")
+
+
+def rate_and_per(rate: float | str, per: float | None) -> tuple[float, float]:
+    """``(rate, per)``: from a rate string such as ``"100/minute"``, or the
+    numbers given (``per`` 1 second when not given)."""
+    if not isinstance(rate, str):
+        return positive("rate", rate), 1.0 if per is None else positive("per", per)
+    if per is not None:
+        raise TypeError(f"per must not be given with a rate string ({rate!r}), got per={per!r}")
+    match = RATE_STRING.fullmatch(rate)
+    if match is None or match.group(2).lower() not in RATE_UNITS:
+        raise ValueError(
+            "rate must be a number or a string such as '100/minute', '10/s' or"
+            f" '5 per second' (units: second, minute, hour, day; s, m, h, d), got {rate!r}"
+        )
+    count = float(match.group(1))
+    if not 0.0 < count < math.inf:
+        raise ValueError(f"rate must be a finite number > 0 of tokens, got {rate!r}")
+    return count, RATE_UNITS[match.group(2).lower()]
 
 
 def tokens_per_second(name: str, rate: float, per: float) -> float:

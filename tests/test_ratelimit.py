@@ -1198,7 +1198,7 @@ LIMITER_BAD = [
     ("rate", -1, ValueError),
     ("rate", math.nan, ValueError),
     ("rate", math.inf, ValueError),
-    ("rate", "5", TypeError),
+    ("rate", "5", ValueError),  # a str is a rate string, and this one says no period
     ("rate", None, TypeError),
     ("per", 0, ValueError),
     ("per", -2.0, ValueError),
