@@ -25,7 +25,8 @@ in how they call and wait. Interrupts and cancellation reach a policy as
 the outcome of its call (never a failure: see ``NEVER_FAILURES``) or, while
 it waits, as ``Wait.abandon()``.
 
-Waiting goes through one sleep hook, ``sleep_sync`` / ``sleep_async``.
+Waiting goes through one sleep hook, ``sleep_sync`` / ``sleep_async``, whose
+default sleep ``resilience.testing.instant()`` skips.
 A policy whose ``call`` (or ``acall``) is its own — a sync ``Timeout``,
 which runs the call on a worker thread, or a user's subclass — is honoured
 by every form: drivers hand it the rest of the call.
@@ -51,6 +52,9 @@ P = ParamSpec("P")
 R = TypeVar("R")
 
 logger = logging.getLogger("resilience")
+# A library adds no handler of its own but this one: what is logged goes where
+# the application's logging sends it, and nowhere (not to stderr) without any.
+logger.addHandler(logging.NullHandler())
 
 # Never a failure and never retried, whatever ``record`` / ``on`` say: the
 # caller is being cancelled or the process is stopping.
@@ -72,11 +76,21 @@ MAX_SLEEP = min(86400.0, float(threading.TIMEOUT_MAX))
 
 # -- the one sleep hook ------------------------------------------------------------
 
+# True while ``resilience.testing`` has the default sleeps skipped (it sets
+# this; nothing else does). Read only where a sleep is about to happen, so
+# the hot paths never pay for it.
+instant = False
+
 
 def sleep_sync(seconds: float, sleep: Callable[[float], Any] | None = None) -> None:
-    """Sleep in sync code: with a policy's own ``sleep`` unless it is None or async."""
+    """Sleep in sync code: with a policy's own ``sleep`` unless it is None or async.
+
+    In instant mode (``resilience.testing``) the default sleep returns at once;
+    a policy's own ``sleep`` is still called."""
     if sleep is not None and not inspect.iscoroutinefunction(sleep):
         sleep(seconds)
+        return
+    if instant:
         return
     while seconds > 0.0:
         step = min(seconds, MAX_SLEEP)
@@ -85,9 +99,16 @@ def sleep_sync(seconds: float, sleep: Callable[[float], Any] | None = None) -> N
 
 
 async def sleep_async(seconds: float, sleep: Callable[[float], Any] | None = None) -> None:
-    """Sleep in async code: with a policy's own ``sleep`` if it is a coroutine function."""
+    """Sleep in async code: with a policy's own ``sleep`` if it is a coroutine function.
+
+    In instant mode the default sleep only yields to the loop once."""
     if sleep is not None and inspect.iscoroutinefunction(sleep):
         await sleep(seconds)
+        return
+    if instant:
+        # Still a turn of the loop, as a real wait gives: other tasks run and
+        # a cancellation lands here, so a retry loop cannot hog the loop.
+        await asyncio.sleep(0)
         return
     while True:  # at least one await, so a zero wait still yields to the loop
         step = min(seconds, MAX_SLEEP)

@@ -3,12 +3,13 @@
 The state machine, the window and the counters are the core's
 (``BreakerCore``, compiled when it can be); this module adds what a caller
 touches: classifying exceptions and results, fallbacks, the decorator, call
-and context-manager forms, listeners and stats.
+and context-manager forms, listeners, state-change logs and stats.
 """
 
 from __future__ import annotations
 
 import inspect
+import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from enum import Enum
@@ -28,6 +29,7 @@ from ._policy import (
     check_exception_types,
     check_name,
     coroutine_function,
+    logger,
     notify,
 )
 from .errors import CircuitOpenError
@@ -56,6 +58,9 @@ STATES = {
     FORCED_OPEN: CircuitState.FORCED_OPEN,
     DISABLED: CircuitState.DISABLED,
 }
+
+# The states a change into is for the worse: logged as a WARNING, others as INFO.
+REFUSING = frozenset({CircuitState.OPEN, CircuitState.FORCED_OPEN})
 
 # What an ended call means for the breaker.
 SUCCESS, FAILURE, IGNORED, NO_OUTCOME = range(4)
@@ -306,7 +311,21 @@ class CircuitBreaker(Block, Policy):
 
     def _transition(self, old: int, new: int) -> None:
         self._transitions.add(old * len(STATES) + new)
-        notify(self._listeners, self, STATES[old], STATES[new])
+        before, after = STATES[old], STATES[new]
+        logger.log(
+            logging.WARNING if after in REFUSING else logging.INFO,
+            "circuit breaker %r: %s -> %s",
+            self._name,
+            before,
+            after,
+            extra={
+                "resilience_event": "circuit_breaker.state",
+                "resilience_name": self._name,
+                "resilience_from_state": before.value,
+                "resilience_to_state": after.value,
+            },
+        )
+        notify(self._listeners, self, before, after)
 
     @property
     def transitions(self) -> dict[tuple[CircuitState, CircuitState], int]:

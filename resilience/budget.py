@@ -26,7 +26,7 @@ from ._core._nocopy import NoCopy
 from ._core._validate import clock as check_clock
 from ._core._validate import count, positive, slice_width
 from ._core._validate import quantile as check_quantile
-from ._policy import add_listener, check_name, notify
+from ._policy import add_listener, check_name, logger, notify
 
 __all__ = [
     "ALERT_RULES",
@@ -144,8 +144,21 @@ class ErrorBudget(NoCopy):
             # Exhausted by this record: not before it, at this time, and so after it.
             was_left = self._remaining(now) > 0.0
             self._add(events, events, now)
-            newly = was_left and self._remaining(now) <= 0.0
+            left = self._remaining(now)
+            newly = was_left and left <= 0.0
         if newly:
+            logger.warning(
+                "error budget %r exhausted: %.4g left of SLO %s",
+                self._name,
+                left,
+                self._slo,
+                extra={
+                    "resilience_event": "error_budget.exhausted",
+                    "resilience_name": self._name,
+                    "resilience_remaining": left,
+                    "resilience_slo": self._slo,
+                },
+            )
             notify(self._listeners, self)
 
     def _add(self, events: int, bad: int, now: float) -> None:

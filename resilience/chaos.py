@@ -3,8 +3,10 @@
 Off unless enabled in code (``enabled=True``) or by ``RESILIENCE_CHAOS=1``
 (read with the same parser as the build switch). With a ``seed`` the same
 calls get the same injections; with ``sleep=FakeClock.sleep`` (or
-``.asleep``) injected latency is instant in tests. Used alone or as the
-innermost policy of a ``Pipeline``, so the policies around it see the faults.
+``.asleep``) injected latency is instant in tests. In the instant mode of
+``resilience.testing`` a chaos enabled only by the variable injects nothing.
+Used alone or as the innermost policy of a ``Pipeline``, so the policies
+around it see the faults.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from . import _policy
 from ._core import _fork
 from ._core._env import env_flag
 from ._core._validate import clock as check_clock
@@ -115,9 +118,13 @@ class Chaos(Policy):
     or result fault that fired (the function is then not called). Latency
     sleeps with ``sleep``, else with ``clock.sleep`` when the clock has one
     (a FakeClock), else for real. ``.stats`` counts the injections.
+
+    ``enabled`` (None: read ``RESILIENCE_CHAOS``) can be switched at run
+    time. In instant mode (``resilience.testing``) only an ``enabled`` given
+    or assigned explicitly turns chaos on; the variable does not.
     """
 
-    __slots__ = ("_counts", "_faults", "_lock", "_name", "_random", "_sleep", "enabled")
+    __slots__ = ("_asked", "_counts", "_enabled", "_faults", "_lock", "_name", "_random", "_sleep")
 
     def __init__(
         self,
@@ -134,7 +141,8 @@ class Chaos(Policy):
         self._faults = faults
         if enabled is not None and not isinstance(enabled, bool):
             raise TypeError(f"enabled must be a bool or None, got {enabled!r}")
-        self.enabled = env_flag(CHAOS_VAR) if enabled is None else enabled
+        self._enabled = env_flag(CHAOS_VAR) if enabled is None else enabled
+        self._asked = enabled is not None  # explicitly, not by the variable
         if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int)):
             raise TypeError(f"seed must be an int or None, got {seed!r}")
         self._random = random.Random(seed)
@@ -165,10 +173,22 @@ class Chaos(Policy):
                     self._counts[ERROR if isinstance(fault, _Error) else RESULT] += 1
         return delay, chosen
 
+    @property
+    def enabled(self) -> bool:
+        """Whether faults are injected (outside instant mode)."""
+        return self._enabled
+
+    @enabled.setter
+    def enabled(self, on: bool) -> None:
+        if not isinstance(on, bool):
+            raise TypeError(f"enabled must be a bool, got {on!r}")
+        self._enabled = on
+        self._asked = True
+
     # -- the protocol: faults are injected as the call enters ---------------------------
 
     def _enter(self, args: tuple[Any, ...] | None, kwargs: dict[str, Any] | None) -> Any:
-        if not self.enabled:
+        if not self._enabled or (_policy.instant and not self._asked):
             return None
         delay, chosen = self._draw()
         if delay > 0.0:
@@ -181,7 +201,7 @@ class Chaos(Policy):
             return ChaosStats(self._name, *self._counts)
 
     def __repr__(self) -> str:
-        state = "on" if self.enabled else "off"
+        state = "on" if self._enabled else "off"
         return f"<Chaos name={self._name!r} {state} faults={len(self._faults)}>"
 
 

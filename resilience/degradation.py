@@ -19,6 +19,7 @@ level, ``SHEDDABLE_PLUS`` from the third, ``CRITICAL`` from the fourth, and
 
 from __future__ import annotations
 
+import logging
 import math
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
@@ -231,7 +232,22 @@ class DegradationManager(NoCopy):
 
     def _announce(self, change: tuple[str, str] | None) -> None:
         if change is not None:
-            notify(self._listeners, *change)
+            old, new = change
+            rose = self._levels.index(new) > self._levels.index(old)
+            logger.log(
+                logging.WARNING if rose else logging.INFO,
+                "degradation %r: %s -> %s",
+                self._name,
+                old,
+                new,
+                extra={
+                    "resilience_event": "degradation.level",
+                    "resilience_name": self._name,
+                    "resilience_from_state": old,
+                    "resilience_to_state": new,
+                },
+            )
+            notify(self._listeners, old, new)
 
     def on_change(self, callback: Callable[[str, str], object]) -> Callable[[str, str], object]:
         """Call ``callback(old, new)`` on every change of level (usable as a decorator)."""

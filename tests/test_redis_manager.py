@@ -40,7 +40,7 @@ def test_a_shared_entry_is_made_in_redis_and_the_others_locally(
     stats = shared.stats
     assert (stats.name, stats.rate, stats.per) == ("api", 2.0, 60.0)
     # The same name is the same object, and its settings are checked as for local ones.
-    assert manager.rate_limiter("api", rate=2, shared=True) is shared
+    assert manager.rate_limiter("api", rate="2/minute", shared=True) is shared
     with pytest.raises(ValueError, match="other settings"):
         manager.rate_limiter("api", burst=9)
     # Two managers on one server share the bucket, as two processes would.

@@ -147,9 +147,7 @@ def test_outage_detected_logged_once_guarded_and_recovered(
     stats = store.stats
     assert stats.guard is CircuitState.OPEN
     assert (stats.round_trips, stats.errors, stats.fallbacks) == (4, 3, 6)
-    warnings = [
-        r for r in caplog.records if r.name == "resilience" and r.levelno == logging.WARNING
-    ]
+    warnings = store_warnings(caplog)
     assert len(warnings) == 1 and "unreachable" in warnings[0].getMessage()
     # While the guard is open nothing is sent: no round trip, no socket timeout.
     for _ in range(50):
@@ -164,7 +162,7 @@ def test_outage_detected_logged_once_guarded_and_recovered(
         time.sleep(0.05)
     assert store.stats.guard is CircuitState.CLOSED
     # Logged once for the whole outage.
-    assert len([r for r in caplog.records if r.levelno == logging.WARNING]) == 1
+    assert len(store_warnings(caplog)) == 1
 
 
 def test_async_outage_falls_back_without_waiting(fresh_redis_server: RedisServer) -> None:
@@ -322,3 +320,14 @@ def test_a_missing_client_is_a_type_error(redis_url: str) -> None:
 def test_a_store_is_not_copied(store: RedisStore) -> None:
     with pytest.raises(TypeError, match="cannot be copied"):
         copy.copy(store)
+
+
+def store_warnings(caplog: pytest.LogCaptureFixture) -> list[logging.LogRecord]:
+    """The store's own warnings (the guard breaker's changes of state are logged apart)."""
+    return [
+        r
+        for r in caplog.records
+        if r.name == "resilience"
+        and r.levelno == logging.WARNING
+        and not hasattr(r, "resilience_event")
+    ]

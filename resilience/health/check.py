@@ -18,6 +18,7 @@ import asyncio
 import contextlib
 import functools
 import inspect
+import logging
 import math
 import threading
 import time
@@ -473,6 +474,20 @@ class HealthCheck(NoCopy):
         return new
 
     def _changed(self, old: HealthStatus, new: HealthStatus) -> None:
+        worse = new is not HealthStatus.UP and HealthStatus.worst(old, new) is new
+        logger.log(
+            logging.WARNING if worse else logging.INFO,
+            "health check %r: %s -> %s",
+            self.name,
+            old,
+            new,
+            extra={
+                "resilience_event": "health_check.status",
+                "resilience_name": self.name,
+                "resilience_from_state": old.value,
+                "resilience_to_state": new.value,
+            },
+        )
         isolate = self.isolate
         if isolate is not None:
             # Changes of overlapping runs can be announced out of order (a
