@@ -15,10 +15,10 @@ from prometheus_client import CollectorRegistry
 from redis_server import RedisServer
 from test_prometheus import L, Scrape
 
-from resilience import RateLimiter, ResilienceManager
+from resilience import Bulkhead, RateLimiter, ResilienceManager
 from resilience.errors import RateLimitExceeded
 from resilience.metrics.prometheus import PrometheusCollector
-from resilience.redis import RedisRateLimiter, RedisStore
+from resilience.redis import RedisBulkhead, RedisRateLimiter, RedisStore
 
 
 @pytest.fixture
@@ -103,3 +103,16 @@ def test_the_exporter_shows_shared_limiters_and_their_store(
     assert scrape.value("resilience_redis_errors_total", prefix="svc") >= 1.0
     assert scrape.value("resilience_redis_guard_state", prefix="svc", state="open") == 1.0
     store.close()
+
+
+def test_a_shared_bulkhead_takes_the_local_settings(store: RedisStore) -> None:
+    config = {
+        "bulkheads": {"db": {"max_concurrent": 2, "shared": True}, "cpu": {"max_concurrent": 3}}
+    }
+    manager = ResilienceManager(config, store=store)
+    shared, local = manager.bulkhead("db"), manager.bulkhead("cpu")
+    assert type(shared) is RedisBulkhead and type(local) is Bulkhead
+    assert [shared.try_acquire(), shared.try_acquire(), shared.try_acquire()] == [True, True, False]
+    shared.release()
+    shared.release()
+    assert manager.snapshot()["bulkheads"]["db"]["max_concurrent"] == 2

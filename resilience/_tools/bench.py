@@ -10,7 +10,8 @@ drift, but what is compared is measured side by side.
 
 Policy rows carry the compiled twin's target (see docs/architecture.md):
 a cost over the baseline, or a whole cost for ``absolute`` rows. The
-``met`` column and the last lines say which targets the run met.
+``met`` column and the last lines say which targets the run met. The Redis
+rows (``redisbench``) follow, against a redis-server started for the run.
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ from ..errors import CircuitOpenError
 from ..pipeline import Pipeline
 from ..ratelimit import RateLimiter
 from ..retry import Retry
-from . import memory, timing, workload
+from . import memory, redisbench, timing, workload
 from .twins import load_twins, running_on
 
 Setup = Callable[[SimpleNamespace], dict[str, Any]]
@@ -262,6 +263,7 @@ def run(
         results[f"breaker_bytes_{name}"] = size
         out(f"memory per BreakerCore() (CountWindow(100)), {name}: {size:.0f} bytes (tracemalloc)")
     _summary(results["cases"], out)
+    results["redis"] = redisbench.run(repeat=repeat, target=target, out=out)
     return results
 
 

@@ -12,13 +12,17 @@ from __future__ import annotations
 
 from ..manager import SHARED_KINDS
 from ._store import RedisStore, RedisStoreStats, redis_probe
+from .bulkhead import RedisBulkhead, RedisBulkheadStats
 from .ratelimit import KeyedRedisRateLimiter, RedisRateLimiter
 
 # What a ResilienceManager makes for a config entry with "shared": true.
 SHARED_KINDS["rate_limiters"] = RedisRateLimiter
+SHARED_KINDS["bulkheads"] = RedisBulkhead
 
 __all__ = [
     "KeyedRedisRateLimiter",
+    "RedisBulkhead",
+    "RedisBulkheadStats",
     "RedisRateLimiter",
     "RedisStore",
     "RedisStoreStats",
