@@ -126,9 +126,9 @@ class RedisRateLimiter(Block, Policy):
 
     __slots__ = (
         "__weakref__",
-        "_allowed",
         "_batches",
         "_burst",
+        "_counts",
         "_head",
         "_last",
         "_lease",
@@ -143,7 +143,6 @@ class RedisRateLimiter(Block, Policy):
         "_name",
         "_per",
         "_rate",
-        "_rejected",
         "_sleep",
         "_store",
         "_title",
@@ -187,8 +186,8 @@ class RedisRateLimiter(Block, Policy):
         self._head = (_arg(MICROSECONDS / per_second), _arg(self._burst))
         self._lock = _fork.lock()
         self._lease_lock = _fork.lock()  # one sync lease fetch at a time
-        self._allowed = 0
-        self._rejected = 0
+        # Allowed, rejected: the core's counters (a C increment on the compiled twin).
+        self._counts = _core.SELECTED.Counters(2)
         self._last: RateDecision | None = None  # the latest decision of this process
         # The lease being spent, and when it is forfeited (monotonic seconds).
         self._lease: tuple[Any, float] = (self._lease_bucket(1.0, 0.0), -math.inf)
@@ -210,8 +209,7 @@ class RedisRateLimiter(Block, Policy):
         self._lease = (self._lease_bucket(1.0, 0.0), -math.inf)
         self._lease_fetches = weakref.WeakKeyDictionary()
         self._batches = weakref.WeakKeyDictionary()
-        self._allowed = 0
-        self._rejected = 0
+        self._counts = _core.SELECTED.Counters(2)
 
     # -- checks --------------------------------------------------------------------
 
@@ -330,11 +328,7 @@ class RedisRateLimiter(Block, Policy):
         self._tally(made.allowed)
 
     def _tally(self, allowed: bool) -> None:
-        with self._lock:
-            if allowed:
-                self._allowed += 1
-            else:
-                self._rejected += 1
+        self._counts.add(0 if allowed else 1)
 
     def _fallback(
         self, tokens: float, key: str | None, down: Unreachable, wait: float
@@ -499,6 +493,14 @@ class RedisRateLimiter(Block, Policy):
 
     def try_acquire(self, tokens: float = 1, *, key: str | None = None) -> bool:
         """Take ``tokens`` if they are there now; never waits."""
+        if key is None:
+            # Spent from a live lease with no RateDecision made: a leased call's
+            # usual path (``_spend`` without the decision). Anything else — no
+            # lease, an expired or empty one, a bad ``tokens`` — goes on below.
+            bucket, expires = self._lease
+            if monotonic() < expires and bucket.try_acquire(tokens, 0.0):
+                self._tally(True)
+                return True
         return self.decide(tokens, key=key).allowed
 
     def acquire(
@@ -567,6 +569,9 @@ class RedisRateLimiter(Block, Policy):
     def available(self) -> float:
         """Whole tokens the latest decision of this process left (the burst before any):
         the shared bucket's figure as of that decision, with no round trip."""
+        bucket, expires = self._lease
+        if monotonic() < expires:  # spending a lease: what is left of it
+            return float(math.floor(bucket.tokens_at(0.0)))
         last = self._last
         return float(self._burst if last is None else last.remaining)
 
@@ -578,8 +583,7 @@ class RedisRateLimiter(Block, Policy):
     def stats(self) -> RateLimiterStats:
         """``RateLimiterStats``: ``available`` is the whole tokens the latest decision
         of this process left (the burst before any); the counts are this process's."""
-        with self._lock:
-            allowed, rejected = self._allowed, self._rejected
+        allowed, rejected = self._counts.snapshot()
         return RateLimiterStats(
             name=self._name,
             rate=self._rate,
