@@ -266,6 +266,13 @@ def time_of(kwargs: dict[str, Any], pair: Pair) -> float:
     return pair.now  # the clock's, or a bad value that raised
 
 
+def seconds_of(spec: Op, units: dict[str, float]) -> Any:
+    """``("raw", value)`` as it is (bad values included), or a multiple of a unit."""
+    if spec[0] == "raw":
+        return spec[1]
+    return spec[1] * units[spec[0]]
+
+
 def advance_amount(spec: Op, units: dict[str, float]) -> float:
     """``("raw", seconds)`` or ``(unit_name, multiple)``."""
     if spec[0] == "raw":
@@ -313,6 +320,8 @@ BREAKER_NAMES = Table(
             "disable",
             "bad_clock",
             "trip",
+            "open_for",
+            "half_open",
         ],
         1,
     ),
@@ -361,6 +370,12 @@ def breaker_op(draw: st.DrawFn, nested: bool = False) -> Op:
         return (name, DURATIONS.draw(draw), BREAKER_WHEN.draw(draw), GENERATIONS.draw(draw))
     if name == "trip":
         return (name, draw(st.integers(1, 12)))
+    if name == "open_for":  # seconds in the breaker's scale, or bad ones
+        return (name, draw(st.sampled_from([("rt", 0.5), ("rt", 2.0), ("raw", 0.0), ("raw", -1.0),
+                                            ("raw", math.nan), ("raw", math.inf), ("raw", "1")])),
+                BREAKER_WHEN.draw(draw))  # fmt: skip
+    if name == "half_open":
+        return (name, BREAKER_WHEN.draw(draw))
     if name in ("release", "record_ignored"):
         return (name, GENERATIONS.draw(draw))
     if name == "advance":
@@ -537,6 +552,10 @@ def run_breaker(
             return pair.call(label, name, **kw), pair.now
         if name in ("force_open", "disable", "reset"):
             return pair.call(label, name), pair.now
+        if name in ("open_for", "half_open"):
+            kw = when(op[-1])
+            args = () if name == "half_open" else (seconds_of(op[1], units),)
+            return pair.call(label, name, *args, **kw), time_of(kw, pair)
         if name == "state":
             return pair.get(label, "state"), pair.now
         if name == "advance":
@@ -575,7 +594,11 @@ def run_breaker(
             reached.add("lost probe taken back")
         if pair.p.open_duration > rt:
             reached.add("open time grew")
-        totals = pair.p.window_totals(now=pair.past)
+        # Read off the pure twin's running totals, as its last operation left
+        # them: a read through window_totals would be an operation of its own,
+        # on one twin only (a reading there can move the window's time).
+        window = pair.p._window
+        totals = (window._calls, window._failures, window._slow)
         if (
             duration is not None
             and totals[0] < last_totals[0]

@@ -423,6 +423,26 @@ cdef class BreakerCore:
             change = self._enter(state, 0.0)
         self._notify(change)
 
+    def open_for(self, seconds, now=None):
+        """Trip OPEN now for ``seconds`` (a decision made elsewhere, such as a
+        fleet's): then HALF_OPEN as after any trip. Counts as a trip."""
+        cdef double duration = positive("seconds", seconds)
+        cdef double t = self._given_time(now)
+        cdef int change
+        with cython.critical_section(self):
+            t = self._time(t)
+            change = self._enter(OPEN, t)
+            self._open_duration = duration
+        self._notify(change)
+
+    def half_open(self, now=None):
+        """Move to HALF_OPEN now, its probes all free (a decision made elsewhere)."""
+        cdef double t = self._given_time(now)
+        cdef int change
+        with cython.critical_section(self):
+            change = self._enter(HALF_OPEN, self._time(t))
+        self._notify(change)
+
     def hold(self, name):
         """Put a hold called ``name`` on the breaker (one already on: nothing changes).
 

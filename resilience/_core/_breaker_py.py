@@ -630,6 +630,24 @@ class BreakerCore(NoCopy):
             change = self._enter(state, 0.0)
         self._notify(change)
 
+    def open_for(self, seconds: float, now: float | None = None) -> None:
+        """Trip OPEN now for ``seconds`` (a decision made elsewhere, such as a
+        fleet's): then HALF_OPEN as after any trip. Counts as a trip."""
+        duration = positive("seconds", seconds)
+        t = self._given_time(now)
+        with self._lock:
+            t = self._time(t)
+            change = self._enter(OPEN, t)
+            self._open_duration = duration
+        self._notify(change)
+
+    def half_open(self, now: float | None = None) -> None:
+        """Move to HALF_OPEN now, its probes all free (a decision made elsewhere)."""
+        t = self._given_time(now)
+        with self._lock:
+            change = self._enter(HALF_OPEN, self._time(t))
+        self._notify(change)
+
     def hold(self, name: str) -> None:
         """Put a hold called ``name`` on the breaker (one already on: nothing changes).
 
