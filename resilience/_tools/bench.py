@@ -91,6 +91,22 @@ def _breaker_instrumented(classes: SimpleNamespace) -> dict[str, Any]:
     return namespace
 
 
+def _breaker_otel(classes: SimpleNamespace) -> dict[str, Any]:
+    """A breaker instrumented for OpenTelemetry (an SDK provider), collected once before timing."""
+    from opentelemetry.sdk.metrics import MeterProvider
+    from opentelemetry.sdk.metrics.export import InMemoryMetricReader
+
+    from ..metrics.otel import instrument
+
+    namespace = _decorated(workload.breaker)(classes)
+    reader = InMemoryMetricReader()
+    provider = MeterProvider(metric_readers=[reader], shutdown_on_exit=False)
+    instrument([namespace["policy"]], meter_provider=provider)
+    reader.get_metrics_data()
+    namespace["provider"] = provider  # kept, with its reader, for as long as the timing
+    return namespace
+
+
 def _bulkhead(classes: SimpleNamespace) -> dict[str, Any]:
     with running_on(classes):
         return {"b": Bulkhead(10)}
@@ -153,6 +169,14 @@ POLICY_CASES = (
         # The same call with the breaker exported: the collector adds nothing per call.
         [Case("  the same, exported to Prometheus", workload.CALL, _breaker_instrumented, 60.0)]
         if importlib.util.find_spec("prometheus_client")
+        else []
+    ),
+    *(
+        # Instrumented: the callbacks read the breaker's counters only when collected.
+        [Case("  the same, instrumented (OTel)", workload.CALL, _breaker_otel, 60.0)]
+        # (find_spec of a submodule raises, rather than answer None, without its parent)
+        if importlib.util.find_spec("opentelemetry")
+        and importlib.util.find_spec("opentelemetry.sdk")
         else []
     ),
     Case(

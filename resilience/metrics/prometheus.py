@@ -23,10 +23,19 @@ from typing import Any
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
-from ..breaker import CircuitState
 from ..budget import firing
-from ..health import HealthChecker, HealthStatus
-from ..manager import KINDS, ResilienceManager, kind_of
+from ..manager import KINDS, ResilienceManager
+from ._read import (
+    Source,
+    circuit_calls,
+    circuit_states,
+    circuit_transitions,
+    health_statuses,
+    label,
+    one_hot,
+    ratelimit_requests,
+    retry_attempts,
+)
 
 __all__ = ["PrometheusCollector"]
 
@@ -48,21 +57,7 @@ class PrometheusCollector(Collector):
                 f" got {namespace!r}"
             )
         self._namespace = namespace
-        if isinstance(source, ResilienceManager):
-            self._manager: ResilienceManager | None = source
-            self._fixed: dict[str, list[Any]] = {}
-        elif isinstance(source, Iterable):
-            self._manager = None
-            self._fixed = group_by_kind(source)
-        else:
-            raise TypeError(
-                f"source must be a ResilienceManager or an iterable of policies, got {source!r}"
-            )
-
-    def _policies(self) -> dict[str, list[Any]]:
-        if self._manager is None:
-            return self._fixed
-        return {kind: list(named.values()) for kind, named in self._manager.policies().items()}
+        self._source = Source(source)
 
     def describe(self) -> Iterator[Metric]:
         """The metric families, empty: registering never reads the policies."""
@@ -70,7 +65,7 @@ class PrometheusCollector(Collector):
 
     def collect(self) -> Iterator[Metric]:
         """Every metric, read now."""
-        return self._families(self._policies())
+        return self._families(self._source.policies())
 
     def _families(self, policies: dict[str, list[Any]]) -> Iterator[Metric]:
         ns = self._namespace
@@ -99,25 +94,16 @@ class PrometheusCollector(Collector):
         for breaker in policies.get("circuit_breakers", []):
             name = label(breaker)
             stats = breaker.stats
-            for s in CircuitState:
-                state.add_metric([name, s.value.lower()], 1.0 if s is stats.state else 0.0)
-            successes = stats.total_calls - stats.total_failures
-            for outcome, value in (
-                ("success", successes),
-                ("failure", stats.total_failures),
-                ("rejected", stats.rejected),
-                ("ignored", stats.total_ignored),
-            ):
+            for s, on in circuit_states(stats):
+                state.add_metric([name, s], on)
+            for outcome, value in circuit_calls(stats):
                 calls.add_metric([name, outcome], value)
-            for (old, new), n in breaker.transitions.items():
-                transitions.add_metric([name, old.value.lower(), new.value.lower()], n)
+            for old, new, n in circuit_transitions(breaker):
+                transitions.add_metric([name, old, new], n)
             failure_rate.add_metric([name], stats.failure_rate)
         yield from (state, calls, transitions, failure_rate)
 
         # -- rate limiters
-        # Counted as events, so each count only grows: "allowed" counts every
-        # permit granted, and "refunded" those of them handed back unused
-        # later (a waiter that gave up); the stats' ``allowed`` is the difference.
         requests = counter(
             "ratelimit_requests",
             "Permits asked for, by outcome (refunded: allowed, then handed back unused)",
@@ -127,9 +113,8 @@ class PrometheusCollector(Collector):
         for limiter in policies.get("rate_limiters", []):
             name = label(limiter)
             stats = limiter.stats
-            requests.add_metric([name, "allowed"], stats.allowed + stats.refunded)
-            requests.add_metric([name, "rejected"], stats.rejected)
-            requests.add_metric([name, "refunded"], stats.refunded)
+            for outcome, value in ratelimit_requests(stats):
+                requests.add_metric([name, outcome], value)
             available.add_metric([name], stats.available)
         yield from (requests, available)
 
@@ -155,8 +140,8 @@ class PrometheusCollector(Collector):
         for retry in policies.get("retries", []):
             name = label(retry)
             stats = retry.stats
-            attempts.add_metric([name, "success"], stats.successes)
-            attempts.add_metric([name, "failure"], stats.attempts - stats.successes)
+            for outcome, value in retry_attempts(stats):
+                attempts.add_metric([name, outcome], value)
             retry_calls.add_metric([name, "success"], stats.successes)
             retry_calls.add_metric([name, "failure"], stats.failures)
         yield from (attempts, retry_calls)
@@ -220,10 +205,8 @@ class PrometheusCollector(Collector):
             ["check", "status"],
         )
         for check in policies.get("health_checks", []):
-            now = check.status  # read once: exactly one status is 1
-            for status in HealthStatus:
-                current = 1.0 if status is now else 0.0
-                health.add_metric([check.name, status.value.lower()], current)
+            for status, on in health_statuses(check):
+                health.add_metric([check.name, status], on)
         yield health
 
         # -- Redis stores, those of the shared policies (each once)
@@ -247,8 +230,8 @@ class PrometheusCollector(Collector):
             round_trips.add_metric([prefix], stats.round_trips)
             errors.add_metric([prefix], stats.errors)
             fallbacks.add_metric([prefix], stats.fallbacks)
-            for s in CircuitState:
-                guard.add_metric([prefix, s.value.lower()], 1.0 if s is stats.guard else 0.0)
+            for s, on in one_hot(stats.guard):
+                guard.add_metric([prefix, s], on)
         yield from (round_trips, errors, fallbacks, guard)
 
 
@@ -261,28 +244,6 @@ def stores_of(policies: dict[str, list[Any]]) -> list[Any]:
             if store is not None:
                 stores.setdefault(id(store), store)
     return list(stores.values())
-
-
-def group_by_kind(source: Iterable[Any]) -> dict[str, list[Any]]:
-    """Policies by kind; a ``HealthChecker`` stands for its checks."""
-    grouped: dict[str, list[Any]] = {kind: [] for kind in KINDS}
-    labels: set[tuple[str, str]] = set()
-    for item in source:
-        members = item.checks if isinstance(item, HealthChecker) else (item,)
-        for policy in members:
-            kind = kind_of(policy)
-            # Two series with one label set would make the exposition invalid.
-            if (kind, label(policy)) in labels:
-                raise ValueError(
-                    f"source has two {kind} labelled name={label(policy)!r}: name them apart"
-                )
-            labels.add((kind, label(policy)))
-            grouped[kind].append(policy)
-    return grouped
-
-
-def label(policy: Any) -> str:
-    return policy.name or ""
 
 
 def seconds_label(seconds: float) -> str:
