@@ -12,17 +12,20 @@ from __future__ import annotations
 
 from ..manager import SHARED_KINDS
 from ._store import RedisStore, RedisStoreStats, redis_probe
+from .breaker import RedisCircuitBreaker
 from .bulkhead import RedisBulkhead, RedisBulkheadStats
 from .ratelimit import KeyedRedisRateLimiter, RedisRateLimiter
 
 # What a ResilienceManager makes for a config entry with "shared": true.
 SHARED_KINDS["rate_limiters"] = RedisRateLimiter
 SHARED_KINDS["bulkheads"] = RedisBulkhead
+SHARED_KINDS["circuit_breakers"] = RedisCircuitBreaker
 
 __all__ = [
     "KeyedRedisRateLimiter",
     "RedisBulkhead",
     "RedisBulkheadStats",
+    "RedisCircuitBreaker",
     "RedisRateLimiter",
     "RedisStore",
     "RedisStoreStats",
