@@ -56,13 +56,39 @@ logger = logging.getLogger("resilience")
 # the application's logging sends it, and nowhere (not to stderr) without any.
 logger.addHandler(logging.NullHandler())
 
+
+class _TrioCancelledType(type):
+    """The metaclass of ``TrioCancelled``: instance checks ask ``trio.Cancelled``, if imported.
+
+    Trio is never imported for it: a ``trio.Cancelled`` cannot exist before
+    trio is, so without trio in ``sys.modules`` nothing is one. Trio makes
+    the class final, so an identity test of the type is the whole check (and
+    skips the ABC machinery of Trio's metaclass on every failure judged)."""
+
+    def __instancecheck__(cls, instance: object) -> bool:
+        trio = sys.modules.get("trio")
+        return trio is not None and type(instance) is trio.Cancelled
+
+    def __subclasscheck__(cls, subclass: type) -> bool:
+        trio = sys.modules.get("trio")
+        return trio is not None and subclass is trio.Cancelled
+
+
+class TrioCancelled(BaseException, metaclass=_TrioCancelledType):
+    """Stands for ``trio.Cancelled`` in ``isinstance`` / ``issubclass`` without importing trio.
+
+    Never raised; ``except TrioCancelled`` does not catch (``except`` looks
+    at the real classes), so it is only for the checks below."""
+
+
 # Never a failure and never retried, whatever ``record`` / ``on`` say: the
-# caller is being cancelled or the process is stopping.
+# caller is being cancelled (by asyncio or Trio) or the process is stopping.
 NEVER_FAILURES: tuple[type[BaseException], ...] = (
     asyncio.CancelledError,
     KeyboardInterrupt,
     SystemExit,
     GeneratorExit,
+    TrioCancelled,
 )
 
 # The longest single sleep; a longer wait is made of several. Not the
@@ -98,21 +124,54 @@ def sleep_sync(seconds: float, sleep: Callable[[float], Any] | None = None) -> N
         seconds -= step
 
 
+def running_trio() -> bool:
+    """Whether the async code running now runs under Trio (asked of sniffio).
+
+    Asked only where an async path is about to wait or sleep, never on a
+    hot path. Without trio imported nothing can be running under it, so
+    asyncio-only programs import neither trio nor sniffio."""
+    if "trio" not in sys.modules:
+        return False
+    import sniffio  # trio depends on it: present whenever trio is
+
+    try:
+        return sniffio.current_async_library() == "trio"
+    except sniffio.AsyncLibraryNotFoundError:
+        return False
+
+
+def asyncio_only(what: str) -> None:
+    """Raise RuntimeError if running under Trio: ``what`` needs an asyncio event loop."""
+    if running_trio():
+        raise RuntimeError(f"{what} runs on asyncio only, not under Trio")
+
+
+async def library_sleep(seconds: float) -> None:
+    """One sleep of the running async library (asyncio or Trio): 0 yields once."""
+    if running_trio():
+        import trio
+
+        await trio.sleep(seconds)
+    else:
+        await asyncio.sleep(seconds)
+
+
 async def sleep_async(seconds: float, sleep: Callable[[float], Any] | None = None) -> None:
     """Sleep in async code: with a policy's own ``sleep`` if it is a coroutine function.
 
-    In instant mode the default sleep only yields to the loop once."""
+    The default sleep is the running library's (asyncio or Trio). In instant
+    mode it only yields to the loop once."""
     if sleep is not None and inspect.iscoroutinefunction(sleep):
         await sleep(seconds)
         return
     if instant:
         # Still a turn of the loop, as a real wait gives: other tasks run and
         # a cancellation lands here, so a retry loop cannot hog the loop.
-        await asyncio.sleep(0)
+        await library_sleep(0)
         return
     while True:  # at least one await, so a zero wait still yields to the loop
         step = min(seconds, MAX_SLEEP)
-        await asyncio.sleep(step)
+        await library_sleep(step)
         seconds -= step
         if seconds <= 0.0:
             return

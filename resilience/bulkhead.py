@@ -2,9 +2,9 @@
 
 The count of holders and of queued callers is the core's
 (``SemaphoreCore``); this module keeps the queue itself, FIFO, shared by
-threads and asyncio tasks alike. A release with callers queued hands its
-permit straight to the first of them (it is never up for grabs in between),
-so nobody is overtaken. A permit always comes back: on exceptions, on
+threads, asyncio tasks and Trio tasks alike. A release with callers queued
+hands its permit straight to the first of them (it is never up for grabs in
+between), so nobody is overtaken. A permit always comes back: on exceptions, on
 cancellation, and when a wait times out just as the permit arrives.
 """
 
@@ -21,7 +21,16 @@ from typing import TYPE_CHECKING, Any
 from . import _core
 from ._core import _fork
 from ._core._validate import count, non_negative
-from ._policy import Acquiring, Policy, Wait, check_name, finish_async, finish_sync, keeps
+from ._policy import (
+    Acquiring,
+    Policy,
+    Wait,
+    check_name,
+    finish_async,
+    finish_sync,
+    keeps,
+    running_trio,
+)
 from .errors import BulkheadFullError
 from .timeout import remaining
 
@@ -100,6 +109,31 @@ class _TaskWaiter(_Waiter):
                 timer.cancel()
 
 
+class _TrioWaiter(_Waiter):
+    """A queued Trio task: woken through its run's token, which any thread may use."""
+
+    __slots__ = ("_event", "_token", "_trio")
+
+    def __init__(self) -> None:
+        super().__init__()
+        import trio  # only here, where a Trio task waits: importing resilience never does
+
+        self._trio = trio
+        self._token = trio.lowlevel.current_trio_token()
+        self._event = trio.Event()
+
+    def grant(self) -> None:
+        self.granted = True
+        # Event.set is for the run's own thread; the releaser may be another.
+        self._token.run_sync_soon(self._event.set)
+
+    async def wait(self, timeout: float) -> None:
+        # A cancel from outside propagates (the caller then passes any permit
+        # on); the end of ``timeout`` returns and ``granted`` tells which.
+        with self._trio.move_on_after(timeout):
+            await self._event.wait()
+
+
 class _Queued(Wait):
     """A place in the bulkhead's queue, taken when the wait starts (so the
     waiter is of the kind the caller can wait on: a thread or a task)."""
@@ -118,9 +152,10 @@ class _Queued(Wait):
             waiter.wait(self._limit)
 
     async def wait_async(self) -> None:
-        waiter = self._waiter = self._bulkhead._enqueue(self._limit, _TaskWaiter)
+        make = _TrioWaiter if running_trio() else _TaskWaiter
+        waiter = self._waiter = self._bulkhead._enqueue(self._limit, make)
         if waiter is not None:
-            assert isinstance(waiter, _TaskWaiter)
+            assert isinstance(waiter, (_TaskWaiter, _TrioWaiter))
             await waiter.wait(self._limit)
 
     def done(self) -> None:

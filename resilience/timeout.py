@@ -23,7 +23,17 @@ from ._bounded import Scope, Worker
 from ._core._clock_py import reader
 from ._core._validate import clock as check_clock
 from ._core._validate import non_negative
-from ._policy import AsyncBlock, P, Policy, R, SyncEntry, check_name, pop_entry, push_entry
+from ._policy import (
+    AsyncBlock,
+    P,
+    Policy,
+    R,
+    SyncEntry,
+    check_name,
+    pop_entry,
+    push_entry,
+    running_trio,
+)
 from .errors import TimeoutExceeded
 
 __all__ = ["Timeout", "TimeoutStats", "deadline", "remaining"]
@@ -77,6 +87,33 @@ class deadline(SyncEntry):
         return f"deadline({self.seconds!r})"
 
 
+class _TrioScope:
+    """``Scope`` under Trio: a cancel scope with the limit as its deadline.
+
+    Entered here and exited by ``expired`` in the same task, around the
+    work, as a ``with`` block would; Trio then tells its own cancel apart
+    from any other (an outer scope's cancel passes through)."""
+
+    __slots__ = ("_scope", "limit")
+
+    def __init__(self, limit: float) -> None:
+        self.limit = limit
+
+    def enter(self) -> None:
+        import trio  # only under Trio: importing resilience never does
+
+        self._scope = trio.CancelScope(deadline=trio.current_time() + self.limit)
+        self._scope.__enter__()
+
+    def expired(self, exc: BaseException | None) -> bool:
+        """At the work's end: whether ``exc``, what it ended with, is this scope's timeout."""
+        if exc is None:
+            self._scope.__exit__(None, None, None)
+            return False
+        # True: the scope caught its own Cancelled (anything else it lets through).
+        return bool(self._scope.__exit__(type(exc), exc, exc.__traceback__))
+
+
 class Timeout(AsyncBlock, Policy):
     """At most ``seconds`` for a call (or less, when the current deadline is nearer).
 
@@ -123,13 +160,15 @@ class Timeout(AsyncBlock, Policy):
 
     # -- the protocol, for async calls and blocks (a sync call is ``call``'s own) --------
 
-    def _enter(self, args: tuple[Any, ...] | None, kwargs: dict[str, Any] | None) -> Scope:
-        scope = Scope(self._limit())
+    def _enter(
+        self, args: tuple[Any, ...] | None, kwargs: dict[str, Any] | None
+    ) -> Scope | _TrioScope:
+        scope = _TrioScope(self._limit()) if running_trio() else Scope(self._limit())
         self._counts.add(CALLS)
         scope.enter()
         return scope
 
-    def _exit(self, token: Scope, error: BaseException | None, result: Any) -> None:
+    def _exit(self, token: Scope | _TrioScope, error: BaseException | None, result: Any) -> None:
         if token.expired(error):
             raise self._timed_out(token.limit) from error
 

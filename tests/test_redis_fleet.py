@@ -90,3 +90,19 @@ def test_a_fleet_never_admits_more_than_the_limit(redis_url: str, lease: int | N
     assert admitted <= allowed, (admitted, allowed, span)
     if lease is None:
         assert admitted >= 0.99 * RATE * span, (admitted, RATE * span)
+
+
+def test_the_fleet_demo_shares_one_limit_and_one_breaker(redis_url: str) -> None:
+    """``python -m resilience demo --redis URL``: it exits 0 only when the
+    fleet stayed within its shared limit and its breaker opened in the outage."""
+    import subprocess
+    import sys
+
+    run = subprocess.run(
+        [sys.executable, "-m", "resilience", "demo", "--redis", redis_url, "--scale", "0.6"],
+        capture_output=True, text=True, timeout=110,
+    )  # fmt: skip
+    assert run.returncode == 0, run.stdout + run.stderr
+    assert "one bad node" in run.stdout and "outage" in run.stdout
+    summary = run.stdout.strip().splitlines()[-1]
+    assert "within it" in summary and "opened in the outage" in summary, summary

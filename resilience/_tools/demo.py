@@ -339,10 +339,22 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default=1.0,
         help="stretch (>1) or shrink (<1) the run; 1 takes about 20 seconds",
     )
+    parser.add_argument(
+        "--redis",
+        nargs="?",
+        const="",
+        metavar="URL",
+        help="instead: worker processes sharing one limit and one breaker in Redis (the URL,"
+        " or a throwaway local redis-server when none is given)",
+    )
 
 
 def command(args: argparse.Namespace) -> int:
     if not 0.05 <= args.scale <= 100:
         raise SystemExit(f"--scale must be in [0.05, 100], got {args.scale!r}")
+    if args.redis is not None:
+        from . import fleetdemo
+
+        return fleetdemo.run(args.redis or None, args.scale)
     asyncio.run(Demo(sys.stdout, args.scale).run())
     return 0

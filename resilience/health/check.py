@@ -31,7 +31,7 @@ from .._core._clock_py import reader
 from .._core._nocopy import NoCopy
 from .._core._validate import clock as check_clock
 from .._core._validate import count, non_negative, positive
-from .._policy import NEVER_FAILURES, add_listener, logger, notify
+from .._policy import NEVER_FAILURES, add_listener, asyncio_only, logger, notify
 from ..breaker import CircuitBreaker
 from ..errors import TimeoutExceeded
 from .status import HealthStatus
@@ -292,8 +292,9 @@ class HealthCheck(NoCopy):
         An async probe runs as a task of this loop, cancelled at ``timeout``;
         a sync one runs on a daemon worker thread that this awaits at most
         ``timeout`` seconds. Cancelling ``arun`` cancels an async probe and
-        counts nothing.
+        counts nothing. It runs on asyncio only (under Trio: a RuntimeError saying so).
         """
+        asyncio_only("HealthCheck.arun")
         loop = asyncio.get_running_loop()
         finished = loop.create_future()
 

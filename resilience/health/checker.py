@@ -13,7 +13,7 @@ from typing import Any
 from .._bounded import wait_time
 from .._core import _fork
 from .._core._nocopy import NoCopy
-from .._policy import add_listener, logger, notify
+from .._policy import add_listener, asyncio_only, logger, notify
 from .check import ChangeListener, HealthCheck, _Run
 from .status import HealthStatus
 
@@ -182,7 +182,10 @@ class HealthChecker(NoCopy):
         return self.status
 
     async def arun_once(self) -> HealthStatus:
-        """Run every check once, concurrently, on this event loop; return the aggregate."""
+        """Run every check once, concurrently, on this event loop; return the aggregate.
+
+        asyncio only: ``RuntimeError`` under Trio (``run_once`` runs anywhere)."""
+        asyncio_only("HealthChecker.arun_once")
         await asyncio.gather(*(check.arun() for check in self._checks))
         return self.status
 
@@ -278,8 +281,10 @@ class HealthChecker(NoCopy):
     async def astart(self) -> None:
         """Run each check every its ``interval`` on one task of the running loop, until ``astop()``.
 
-        ``RuntimeError`` if the checker is already running (on a thread or a task).
+        ``RuntimeError`` if the checker is already running (on a thread or a task),
+        and under Trio: the task is asyncio's (``start()`` runs a thread anywhere).
         """
+        asyncio_only("HealthChecker.astart")
         with self._lock:
             if self._thread is not None or self._task is not None:
                 raise RuntimeError("the health checker is already running")

@@ -19,6 +19,7 @@ every checkout, measured against the same script sent this way.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import inspect
 import math
@@ -42,7 +43,7 @@ from redis.backoff import NoBackoff
 from .._core import _fork
 from .._core._nocopy import NoCopy
 from .._core._validate import positive, ratio
-from .._policy import logger
+from .._policy import asyncio_only, logger
 from ..breaker import CircuitBreaker, CircuitState
 from ..errors import ResilienceError
 from ._worker import stop_worker
@@ -529,6 +530,7 @@ class RedisStore(NoCopy):
         self, script: Script, keys: Sequence[str], args: Sequence[Any], decisions: int = 1
     ) -> Any:
         """``run_sync`` with the async client: the loop is never blocked."""
+        running_loop()  # under Trio: a clear error, before anything is sent
         client = self._async
         if client is None:
             raise TypeError(
@@ -732,6 +734,16 @@ _ESCAPES = str.maketrans({"%": "%25", ":": "%3A", "{": "%7B", "}": "%7D"})
 
 def _escape(part: str) -> str:
     return part.translate(_ESCAPES)
+
+
+def running_loop() -> asyncio.AbstractEventLoop:
+    """The running asyncio loop of the store's async client, or a RuntimeError
+    that says so when this runs under Trio (the client needs asyncio)."""
+    try:
+        return asyncio.get_running_loop()
+    except RuntimeError:
+        asyncio_only("the Redis async client")
+        raise
 
 
 def check_reply(script: Script, reply: Any, length: int) -> list[int]:

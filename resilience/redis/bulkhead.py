@@ -36,7 +36,7 @@ from ..bulkhead import Bulkhead, BulkheadStats
 from ..errors import BulkheadFullError
 from ..timeout import remaining as deadline_remaining
 from ._bulkhead_scripts import ACQUIRE, ACQUIRE_FIELDS, RELEASE, RELEASE_FIELDS, RENEW
-from ._store import OUTAGES, RedisStore, Script, Unreachable, check_reply
+from ._store import OUTAGES, RedisStore, Script, Unreachable, check_reply, running_loop
 from ._worker import Job, worker_for
 
 __all__ = ["RedisBulkhead", "RedisBulkheadStats"]
@@ -482,7 +482,7 @@ class RedisBulkhead(Block, Policy):
     async def _landed(self) -> asyncio.AbstractEventLoop:
         """Wait for the releases this event loop has in flight (never cancelling them);
         the loop."""
-        loop = asyncio.get_running_loop()
+        loop = running_loop()
         flying = [task for task in self._tasks if task.get_loop() is loop]
         if flying:
             await asyncio.wait(flying)
@@ -618,7 +618,7 @@ class RedisBulkhead(Block, Policy):
                 self._dequeue()
 
     def _async_signal(self) -> _AsyncSignal:
-        loop = asyncio.get_running_loop()
+        loop = running_loop()
         signals = self._async_signals
         signal = signals.get(loop)
         if signal is None:

@@ -41,7 +41,7 @@ from ..ratelimit import (
 )
 from ..timeout import remaining as deadline_remaining
 from ._scripts import GCRA, GCRA_FIELDS
-from ._store import RedisStore, Script, Unreachable, check_reply
+from ._store import RedisStore, Script, Unreachable, check_reply, running_loop
 
 __all__ = ["KeyedRedisRateLimiter", "RedisRateLimiter"]
 
@@ -263,7 +263,7 @@ class RedisRateLimiter(Block, Policy):
     async def _ask_async(self, key: str | None, request: Request) -> Reply | Unreachable:
         """One decision, sent with whatever else is asked of this bucket meanwhile."""
         redis_key = self._redis_key(key)
-        loop = asyncio.get_running_loop()
+        loop = running_loop()
         batches = self._batches.get(loop)
         if batches is None:
             batches = self._batches[loop] = _Batches()
@@ -430,7 +430,7 @@ class RedisRateLimiter(Block, Policy):
             return self._leased(tokens, answer, started)
 
     async def _lease_async(self, tokens: float, wait: float) -> Decided | RateLimiter:
-        loop = asyncio.get_running_loop()
+        loop = running_loop()
         while True:
             made = self._spend(tokens)
             if made is not None:
