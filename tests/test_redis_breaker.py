@@ -55,6 +55,8 @@ def fleet(redis_url: str) -> Iterator[list[RedisCircuitBreaker]]:
     """Three processes' breakers named "payments", each on a store of its own."""
     stores = [RedisStore.from_url(redis_url, timeout=1.0) for _ in range(3)]
     breakers = [RedisCircuitBreaker(store, "payments", **RULE) for store in stores]
+    for breaker in breakers:
+        breaker.close()  # no exchange but the test's own sync()
     yield breakers
     for store in stores:
         store.close()
@@ -236,6 +238,25 @@ def test_the_worker_makes_the_exchanges(redis_url: str) -> None:
         assert time.monotonic() < deadline, "the worker never brought the fleet's state"
         time.sleep(0.02)
     assert breakers[2].fleet_state is CircuitState.OPEN
+    for store in stores:
+        store.close()
+
+
+def test_a_published_change_is_learnt_at_once(redis_url: str) -> None:
+    """The fleet's changes are published: a breaker whose worker would next
+    exchange in a minute learns of the opening from the channel."""
+    stores = [RedisStore.from_url(redis_url, timeout=1.0) for _ in range(3)]
+    a, b, c = (RedisCircuitBreaker(store, "heard", **RULE) for store in stores)
+    time.sleep(0.3)  # the workers subscribe (LISTEN_SLICE) before the change is published
+    failures(a, 4)
+    a.sync()
+    failures(b, 4)
+    b.sync()  # opens the fleet and publishes it
+    deadline = time.monotonic() + GUARD
+    while c.state is not CircuitState.OPEN:
+        assert time.monotonic() < deadline, "the published opening never reached c"
+        time.sleep(0.01)
+    assert c.fleet_state is CircuitState.OPEN
     for store in stores:
         store.close()
 

@@ -9,11 +9,20 @@ the first job and ends when no job is left (or the store closes:
 ``stop_worker(store)``). Jobs that are bound methods are held weakly: a
 policy that is garbage collected stops being served without saying so.
 A forked child has no worker until a policy there asks for one.
+
+``job.wake_on(channel)`` also runs a job as soon as a message is published
+on that Redis channel: between jobs the worker then waits on the store's
+pub/sub subscription (in slices of ``LISTEN_SLICE``, so a job registered
+meanwhile is never long late) instead of sleeping. A breaker learns of a
+fleet's change within a round trip this way, not within its interval.
+While the subscription cannot be made or read (an outage), the worker
+sleeps as before and tries again every ``RESUBSCRIBE`` seconds.
 """
 
 from __future__ import annotations
 
 import threading
+import time
 import weakref
 from collections.abc import Callable
 from time import monotonic
@@ -24,6 +33,9 @@ from .._core._validate import positive
 from .._policy import logger
 
 __all__ = ["Job", "Worker", "stop_worker", "worker_for"]
+
+LISTEN_SLICE = 0.1  # seconds: the longest wait on the subscription
+RESUBSCRIBE = 1.0  # seconds between attempts to subscribe during an outage
 
 
 class Job:
@@ -46,6 +58,10 @@ class Job:
         """Run this job no more (it may be running now: that run finishes)."""
         self._worker._remove(self)
 
+    def wake_on(self, channel: str) -> None:
+        """Run this job also whenever a message is published on ``channel``."""
+        self._worker._listen(channel, self)
+
     @property
     def active(self) -> bool:
         """Whether the job is still registered (not cancelled, its worker not stopped)."""
@@ -55,14 +71,34 @@ class Job:
 class Worker:
     """A daemon thread running periodic jobs, started by the first job."""
 
-    __slots__ = ("__weakref__", "_jobs", "_name", "_stopped", "_thread", "_wake")
+    __slots__ = (
+        "__weakref__",
+        "_channels",
+        "_jobs",
+        "_name",
+        "_pubsub",
+        "_resubscribe_at",
+        "_stopped",
+        "_subscribed",
+        "_subscriber",
+        "_thread",
+        "_wake",
+    )
 
-    def __init__(self, name: str) -> None:
+    def __init__(self, name: str, subscriber: Callable[[], Any] | None = None) -> None:
         self._name = name
         self._wake = threading.Condition(_fork.lock())
         self._jobs: list[Job] = []
         self._thread: threading.Thread | None = None
         self._stopped = False
+        # Pub/sub: what makes a subscription (the store's sync client's
+        # ``pubsub``), the channels jobs wake on, and the worker thread's own
+        # subscription (read and changed on that thread only).
+        self._subscriber = subscriber
+        self._channels: dict[str, list[Job]] = {}
+        self._pubsub: Any = None
+        self._subscribed: frozenset[str] = frozenset()
+        self._resubscribe_at = 0.0
 
     def every(self, interval: float, job: Callable[[], Any]) -> Job:
         """Run ``job()`` every ``interval`` seconds from now on, on this worker's thread.
@@ -103,6 +139,20 @@ class Worker:
             if job in self._jobs:
                 self._jobs.remove(job)
                 self._wake.notify()
+            for channel, waking in list(self._channels.items()):
+                if job in waking:
+                    waking.remove(job)
+                    if not waking:
+                        del self._channels[channel]
+
+    def _listen(self, channel: str, job: Job) -> None:
+        if not isinstance(channel, str) or not channel:
+            raise TypeError(f"channel must be a non-empty str, got {channel!r}")
+        with self._wake:
+            waking = self._channels.setdefault(channel, [])
+            if job not in waking:
+                waking.append(job)
+            self._wake.notify()
 
     @property
     def running(self) -> bool:
@@ -147,6 +197,7 @@ class Worker:
             while True:
                 if self._stopped or not self._jobs:
                     self._thread = None  # a later job starts a new thread
+                    self._close_subscription()  # under the lock: before a new thread's
                     return None
                 job = min(self._jobs, key=_due)
                 now = monotonic()
@@ -156,7 +207,59 @@ class Worker:
                     job.due = max(job.due + job.interval, now)
                     return job
                 left = job.due - now
+                if self._channels and self._subscriber is not None:
+                    channels = frozenset(self._channels)
+                    self._wake.release()  # the subscription is read without the lock
+                    try:
+                        heard = self._hear(channels, min(left, LISTEN_SLICE))
+                    finally:
+                        self._wake.acquire()
+                    now = monotonic()
+                    for channel in heard:
+                        for waking in self._channels.get(channel, ()):
+                            waking.due = now  # a message: the job runs at once
+                    continue
                 self._wake.wait(left if left < threading.TIMEOUT_MAX else None)
+
+    def _hear(self, channels: frozenset[str], timeout: float) -> list[str]:
+        """On the worker thread: wait up to ``timeout`` for a message on
+        ``channels``; the channels heard. Sleeps instead during an outage."""
+        pubsub = self._pubsub
+        try:
+            if pubsub is None:
+                if monotonic() < self._resubscribe_at:
+                    time.sleep(timeout)
+                    return []
+                assert self._subscriber is not None
+                pubsub = self._pubsub = self._subscriber()
+                self._subscribed = frozenset()
+            if channels != self._subscribed:
+                gone = self._subscribed - channels
+                if gone:
+                    pubsub.unsubscribe(*gone)
+                new = channels - self._subscribed
+                if new:
+                    pubsub.subscribe(*new)
+                self._subscribed = channels
+            message = pubsub.get_message(ignore_subscribe_messages=True, timeout=timeout)
+        except Exception:  # Redis unreachable: sleep, then subscribe again
+            self._close_subscription()
+            self._resubscribe_at = monotonic() + RESUBSCRIBE
+            time.sleep(timeout)
+            return []
+        if not message or message.get("type") != "message":
+            return []
+        channel = message["channel"]
+        return [channel.decode() if isinstance(channel, bytes) else channel]
+
+    def _close_subscription(self) -> None:
+        pubsub, self._pubsub = self._pubsub, None
+        self._subscribed = frozenset()
+        if pubsub is not None:
+            try:
+                pubsub.close()
+            except Exception:
+                logger.debug("resilience: closing a Redis subscription failed", exc_info=True)
 
     def __repr__(self) -> str:
         return f"<Worker {self._name!r} jobs={self.jobs} running={self.running}>"
@@ -187,7 +290,10 @@ def worker_for(store: Any) -> Worker:
     with _workers.lock:
         worker = _workers.by_store.get(store)
         if worker is None:
-            worker = _workers.by_store[store] = Worker(getattr(store, "prefix", "store"))
+            client = getattr(store, "client", None)
+            subscriber = getattr(client, "pubsub", None)
+            name = getattr(store, "prefix", "store")
+            worker = _workers.by_store[store] = Worker(name, subscriber)
         return worker
 
 

@@ -132,14 +132,21 @@ class RedisCircuitBreaker(CircuitBreaker):
         self._probing: int | None = None  # the generation whose probes this process runs
         self._reports: set[asyncio.Task[None]] = set()
         self._exchange = _fork.rlock()
-        self._job: Job = worker_for(store).every(self._sync_interval, self.sync)
+        self._job: Job = self._exchanges()
         _fork.register(self)
+
+    def _exchanges(self) -> Job:
+        """The worker's job: an exchange every ``sync_interval``, and at once when
+        a change of the fleet's state is published (so it is known within a round trip)."""
+        job = worker_for(self._store).every(self._sync_interval, self.sync)
+        job.wake_on(self._channel)
+        return job
 
     def _reset_in_child(self) -> None:
         """In a forked child: the parent's worker is not there; the child's takes the exchanges."""
         self._reports = set()
         self._probing = None
-        self._job = worker_for(self._store).every(self._sync_interval, self.sync)
+        self._job = self._exchanges()
 
     # -- the exchange ------------------------------------------------------------
 
