@@ -20,7 +20,7 @@ from typing import Any
 
 import pytest
 import redis
-from redis_server import RedisServer
+from redis_server import RedisCluster, RedisServer
 
 from resilience import CircuitState, ResilienceManager
 from resilience.errors import CircuitOpenError
@@ -334,3 +334,24 @@ def test_processes_open_the_fleet_together(redis_url: str) -> None:
             if each.is_alive():
                 each.kill()
     assert seen == ["OPEN OPEN"] * 3  # the healthy one too
+
+
+def test_on_a_cluster(redis_cluster: RedisCluster) -> None:
+    """The state and the counts share one hash slot, so the scripts run on a cluster."""
+    redis_cluster.flushall()
+    stores = [
+        RedisStore(client=redis.cluster.RedisCluster.from_url(redis_cluster.url))
+        for _ in range(2)
+    ]
+    a, b = (RedisCircuitBreaker(store, "clustered", **RULE) for store in stores)
+    for breaker in (a, b):
+        breaker.close()
+        failures(breaker, 4)
+    sync_all([a, b, a])
+    assert (a.fleet_state, b.fleet_state) == (CircuitState.OPEN, CircuitState.OPEN)
+    client = stores[0].client
+    assert client is not None
+    names = [stores[0].key("breaker", "clustered", None, f) for f in ("state", "counts:0")]
+    assert len({client.keyslot(name) for name in names}) == 1
+    for store in stores:
+        store.close()
