@@ -17,6 +17,8 @@ end. Rows:
   PING, decision / fastest peer) are medians of per-round ratios;
 - ``lease=1000``: the median over rounds of the mean cost of 10^5 decisions
   (each round's leases, fetched as they run out, included), in nanoseconds;
+- a closed ``RedisCircuitBreaker``'s decorator against the local
+  ``CircuitBreaker``'s, each as nanoseconds over a bare call (best of rounds);
 - async: decisions per second of 64 tasks of one event loop deciding
   concurrently, this library's ``adecide()`` against ``limits``' async
   ``RedisStorage`` (``FixedWindowRateLimiter``) and ``throttled-py``'s asyncio
@@ -34,6 +36,7 @@ import socket
 import statistics
 import subprocess
 import time
+import timeit
 from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -47,6 +50,7 @@ PING_TARGET = 1.5  # an exact decision: at most this times a bare PING
 PEER_TARGET = 1.1  # ... and at most this times the fastest peer
 ASYNC_TARGET = 5.0  # 64 tasks: at least this times each peer's async decisions/s
 LEASE_TARGET = 300.0  # ns per decision with lease=1000
+BREAKER_TARGET = 2.0  # a RedisCircuitBreaker call, closed, against the local breaker's
 
 
 def server_binary() -> str | None:
@@ -335,8 +339,39 @@ def _measure(
         f" {results['lease_ns']:.0f} ns per decision (target <= {LEASE_TARGET:.0f} ns)"
         f" {'met' if results['lease_ns'] <= LEASE_TARGET else 'MISSED'}"
     )
+    results["breaker_ns"] = _breaker_ns(url, repeat)
+    local, fleet = results["breaker_ns"]["local"], results["breaker_ns"]["fleet"]
+    out(
+        f"  CircuitBreaker decorator, closed: +{local:.1f} ns over a bare call;"
+        f" RedisCircuitBreaker: +{fleet:.1f} ns ({fleet / local:.2f}x; target <="
+        f" {BREAKER_TARGET:g}x) {'met' if fleet <= BREAKER_TARGET * local else 'MISSED'}"
+    )
     results["async_per_second"] = _async(url, peers, repeat, target, out)
     return results
+
+
+def _breaker_ns(url: str, repeat: int) -> dict[str, float]:
+    """Nanoseconds a closed breaker's decorator adds to a bare call: the local
+    breaker's and a RedisCircuitBreaker's (whose calls never wait for Redis)."""
+    from ..breaker import CircuitBreaker
+    from ..redis import RedisCircuitBreaker, RedisStore
+
+    def bare() -> int:
+        return 1
+
+    store = RedisStore.from_url(url, timeout=1.0)
+    calls = {
+        "bare": bare,
+        "local": CircuitBreaker("bench-local", failure_rate=0.5, minimum_calls=20)(bare),
+        "fleet": RedisCircuitBreaker(store, "bench-fleet")(bare),
+    }
+    n = 200_000
+    best = {
+        name: min(timeit.repeat(call, number=n, repeat=repeat)) / n * 1e9
+        for name, call in calls.items()
+    }
+    store.close()
+    return {name: best[name] - best["bare"] for name in ("local", "fleet")}
 
 
 def _async(
