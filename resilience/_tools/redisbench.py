@@ -17,6 +17,8 @@ end. Rows:
   PING, decision / fastest peer) are medians of per-round ratios;
 - ``lease=1000``: the median over rounds of the mean cost of 10^5 decisions
   (each round's leases, fetched as they run out, included), in nanoseconds;
+- an outage: a limiter's decisions after its server was stopped (the first,
+  which detects it, left out): median, p99 and the slowest, in microseconds;
 - a closed ``RedisCircuitBreaker``'s decorator against the local
   ``CircuitBreaker``'s, each as nanoseconds over a bare call (best of rounds);
 - async: decisions per second of 64 tasks of one event loop deciding
@@ -51,6 +53,7 @@ PEER_TARGET = 1.1  # ... and at most this times the fastest peer
 ASYNC_TARGET = 5.0  # 64 tasks: at least this times each peer's async decisions/s
 LEASE_TARGET = 300.0  # ns per decision with lease=1000
 BREAKER_TARGET = 2.0  # a RedisCircuitBreaker call, closed, against the local breaker's
+OUTAGE_DECISIONS = 1000
 
 
 def server_binary() -> str | None:
@@ -288,7 +291,44 @@ def run(
         return {"skipped": "no redis-server"}
     peers, failed = _peers()
     with local_server(binary) as url:
-        return {"server": url, **_measure(url, peers, failed, repeat, target, out)}
+        results = {"server": url, **_measure(url, peers, failed, repeat, target, out)}
+    results["outage_us"] = _outage_us(binary, out)
+    return results
+
+
+def _outage_us(binary: str, out: Callable[[str], object]) -> dict[str, float]:
+    """Decisions while Redis is down: ``OUTAGE_DECISIONS`` of a limiter whose
+    server was stopped, after the first (the detection), in microseconds."""
+    from ..redis import RedisRateLimiter, RedisStore
+
+    timeout = 0.05
+    with local_server(binary) as url:
+        store = RedisStore.from_url(url, timeout=timeout, on_error="local")
+        limiter = RedisRateLimiter(store, "bench-outage", HUGE, burst=HUGE)
+        limiter.try_acquire()  # the scripts loaded, the connection made
+    limiter.try_acquire()  # the server is gone: the first decision detects it
+    took = []
+    for _ in range(OUTAGE_DECISIONS):
+        started = time.perf_counter()
+        limiter.try_acquire()
+        took.append((time.perf_counter() - started) * 1e6)
+    took.sort()
+    fallbacks = store.stats.fallbacks
+    store.close()
+    figures = {
+        "median": statistics.median(took),
+        "p99": took[int(len(took) * 0.99) - 1],
+        "max": took[-1],
+        "fallbacks": float(fallbacks),
+    }
+    out(
+        f"  Redis stopped, {OUTAGE_DECISIONS} decisions after the first: median"
+        f" {figures['median']:.1f} us, p99 {figures['p99']:.1f} us, max {figures['max']:.1f} us"
+        f" (the store's timeout {timeout * 1e6:.0f} us; p99 target < 1000 us)"
+        f" {'met' if figures['p99'] < 1000 and figures['max'] < timeout * 1e6 else 'MISSED'};"
+        f" {fallbacks} fallback decisions counted"
+    )
+    return figures
 
 
 def _measure(
