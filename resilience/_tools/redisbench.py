@@ -199,15 +199,25 @@ def _sync_rows(
     """Each row's call, checked to be allowed once; a peer row that fails is reported."""
     import redis
 
-    from ..redis import RedisRateLimiter, RedisStore
+    from ..redis import RedisBulkhead, RedisRateLimiter, RedisStore
 
     client = redis.Redis.from_url(url)
     store = RedisStore.from_url(url, timeout=1.0)
     exact = RedisRateLimiter(store, "bench", HUGE, burst=HUGE)
+    bulkhead = RedisBulkhead(store, "bench", HUGE)
+
+    def hold_and_release() -> bool:
+        """A permit taken and given back: two round trips."""
+        taken = bulkhead.try_acquire()
+        if taken:
+            bulkhead.release()
+        return bool(taken)
+
     rows: dict[str, Callable[[], object]] = {
         "redis-py PING (bare)": client.ping,
         "resilience decide()": exact.decide,
         "resilience decide(key=...)": lambda: exact.decide(key="tenant-42"),
+        "resilience RedisBulkhead acquire + release": hold_and_release,
     }
     for peer, name, make in SYNC_PEERS:
         if peer in peers:
