@@ -29,7 +29,6 @@ def serve(app: Any, **config: Any) -> Iterator[str]:
     server = uvicorn.Server(
         uvicorn.Config(app, host=HOST, port=0, log_level="warning", lifespan="off", **config)
     )
-    server.install_signal_handlers = lambda: None  # type: ignore[method-assign]  # not main
     thread = threading.Thread(target=server.run, name="uvicorn", daemon=True)
     thread.start()
     try:

@@ -11,7 +11,9 @@ drift, but what is compared is measured side by side.
 Policy rows carry the compiled twin's target (see docs/architecture.md):
 a cost over the baseline, or a whole cost for ``absolute`` rows. The
 ``met`` column and the last lines say which targets the run met. The Redis
-rows (``redisbench``) follow, against a redis-server started for the run.
+rows (``redisbench``) follow, against a redis-server started for the run,
+then the ASGI rows (``asgibench``): the rate-limit middleware's cost against
+a loopback request and against slowapi's.
 """
 
 from __future__ import annotations
@@ -29,7 +31,7 @@ from ..errors import CircuitOpenError
 from ..pipeline import Pipeline
 from ..ratelimit import RateLimiter
 from ..retry import Retry
-from . import memory, redisbench, timing, workload
+from . import asgibench, memory, redisbench, timing, workload
 from .twins import load_twins, running_on
 
 Setup = Callable[[SimpleNamespace], dict[str, Any]]
@@ -246,6 +248,18 @@ def breaker_memory(classes: SimpleNamespace, count: int = 2000) -> float:
     return memory.bytes_per(classes.BreakerCore, count)
 
 
+KEYED_MAX_KEYS = 10_000
+
+
+def keyed_memory() -> tuple[float, int]:
+    """A KeyedRateLimiter's bytes per kept key after 10 x ``max_keys`` distinct keys."""
+    from ..ratelimit import KeyedRateLimiter
+
+    return memory.keyed_bytes(
+        lambda n: KeyedRateLimiter(100, max_keys=n), KEYED_MAX_KEYS, 10 * KEYED_MAX_KEYS
+    )
+
+
 NAME_WIDTH = 44
 
 
@@ -286,8 +300,15 @@ def run(
         size = breaker_memory(classes)
         results[f"breaker_bytes_{name}"] = size
         out(f"memory per BreakerCore() (CountWindow(100)), {name}: {size:.0f} bytes (tracemalloc)")
+    per_key, kept = keyed_memory()
+    results["keyed_bytes_per_key"] = per_key
+    out(
+        f"memory of KeyedRateLimiter(max_keys={KEYED_MAX_KEYS}) after"
+        f" {10 * KEYED_MAX_KEYS} distinct keys: {kept} kept, {per_key:.0f} bytes per key"
+    )
     _summary(results["cases"], out)
     results["redis"] = redisbench.run(repeat=repeat, target=target, out=out)
+    results["asgi"] = asgibench.run(repeat=repeat, target=target, out=out)
     return results
 
 
