@@ -13,7 +13,9 @@ a cost over the baseline, or a whole cost for ``absolute`` rows. The
 ``met`` column and the last lines say which targets the run met. The Redis
 rows (``redisbench``) follow, against a redis-server started for the run,
 then the ASGI rows (``asgibench``): the rate-limit middleware's cost against
-a loopback request and against slowapi's.
+a loopback request and against slowapi's, and the HTTP client rows
+(``httpbench``): ``ResilientTransport``'s cost against a loopback request
+and against httpx-retries'.
 """
 
 from __future__ import annotations
@@ -31,7 +33,7 @@ from ..errors import CircuitOpenError
 from ..pipeline import Pipeline
 from ..ratelimit import RateLimiter
 from ..retry import Retry
-from . import asgibench, memory, redisbench, timing, workload
+from . import asgibench, httpbench, memory, redisbench, timing, workload
 from .twins import load_twins, running_on
 
 Setup = Callable[[SimpleNamespace], dict[str, Any]]
@@ -309,6 +311,7 @@ def run(
     _summary(results["cases"], out)
     results["redis"] = redisbench.run(repeat=repeat, target=target, out=out)
     results["asgi"] = asgibench.run(repeat=repeat, target=target, out=out)
+    results["http_clients"] = httpbench.run(repeat=repeat, target=target, out=out)
     return results
 
 

@@ -208,11 +208,19 @@ class Rules:
         requests, retries, *rest = self.counts.snapshot()
         return TransportStats(requests, requests + retries, retries, *rest)
 
+    def begin(self) -> None:
+        """A request starts: counted, and its deposit made in the retry budget."""
+        if self.budget is not None:
+            self.budget.deposit()
+        self.counts.add(REQUESTS)
+
 
 class Run:
     """One request through the rules: decides after each attempt.
 
-    Made as the request starts, with its method, its headers (a
+    Made (after ``Rules.begin``) once a retry is in question: a request
+    answered at the first attempt by a status no rule watches needs none.
+    Made with its method, its headers (a
     case-insensitive mapping) and whether its body can be sent again.
     ``after_error`` / ``after_response`` return True when another attempt
     follows after ``delay`` seconds; the adapter then waits and calls
@@ -231,9 +239,6 @@ class Run:
         self.attempt = 1
         self.delay = 0.0
         self.waits: list[float] = []
-        if rules.budget is not None:
-            rules.budget.deposit()
-        rules.counts.add(REQUESTS)
 
     def _allowed(self) -> bool:
         """Whether the request may be retried once sent: its method, or an Idempotency-Key.

@@ -68,6 +68,11 @@ def error_kind(error: BaseException) -> int:
     return NEVER
 
 
+def first_try() -> dict[str, Any]:
+    """``extensions["resilience"]`` of a response to the first attempt (``Run.report``'s form)."""
+    return {"attempts": 1, "waits": []}
+
+
 def _origin(url: httpx.URL) -> str:
     return origin(url.scheme, url.host, url.port)
 
@@ -147,7 +152,9 @@ class ResilientTransport(_Base, httpx.BaseTransport):
         self._transport = httpx.HTTPTransport() if transport is None else transport
 
     def handle_request(self, request: httpx.Request) -> httpx.Response:
-        run = self._start(request)
+        rules = self._rules
+        rules.begin()
+        run: Run | None = None  # made once a retry is in question (see Run)
         timeouts = request.extensions.get("timeout")
         while True:
             left = remaining()
@@ -159,14 +166,19 @@ class ResilientTransport(_Base, httpx.BaseTransport):
                 else:
                     response = self._transport.handle_request(request)
             except Exception as error:
+                run = run or self._start(request)
                 if not run.after_error(error_kind(error)):
                     raise  # the last error, unchanged
             else:
+                if run is None and response.status_code not in rules.watched:
+                    response.extensions["resilience"] = first_try()
+                    return response
+                run = run or self._start(request)
                 if not run.after_response(response.status_code, response.headers):
                     response.extensions["resilience"] = run.report()
                     return response
                 response.close()  # discarded: its connection is freed for the next attempt
-            sleep_sync(run.delay, self._rules.sleep)
+            sleep_sync(run.delay, rules.sleep)
             run.next_attempt()
 
     def _attempt(self, request: httpx.Request) -> httpx.Response:
@@ -236,7 +248,9 @@ class AsyncResilientTransport(_Base, httpx.AsyncBaseTransport):
         self._transport = httpx.AsyncHTTPTransport() if transport is None else transport
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
-        run = self._start(request)
+        rules = self._rules
+        rules.begin()
+        run: Run | None = None  # made once a retry is in question (see Run)
         timeouts = request.extensions.get("timeout")
         while True:
             left = remaining()
@@ -248,14 +262,19 @@ class AsyncResilientTransport(_Base, httpx.AsyncBaseTransport):
                 else:
                     response = await self._transport.handle_async_request(request)
             except Exception as error:
+                run = run or self._start(request)
                 if not run.after_error(error_kind(error)):
                     raise  # the last error, unchanged
             else:
+                if run is None and response.status_code not in rules.watched:
+                    response.extensions["resilience"] = first_try()
+                    return response
+                run = run or self._start(request)
                 if not run.after_response(response.status_code, response.headers):
                     response.extensions["resilience"] = run.report()
                     return response
                 await response.aclose()
-            await sleep_async(run.delay, self._rules.sleep)
+            await sleep_async(run.delay, rules.sleep)
             run.next_attempt()
 
     async def _attempt(self, request: httpx.Request) -> httpx.Response:

@@ -150,6 +150,7 @@ class ResilientAdapter(Client, HTTPAdapter):
         # A body in memory (bytes, str, a form, JSON) can be sent again; a file or
         # a generator cannot.
         replayable = request.body is None or isinstance(request.body, (bytes, str))
+        self._rules.begin()
         run = Run(self._rules, request.method or "GET", request.headers, replayable)
         options = {"stream": stream, "verify": verify, "cert": cert, "proxies": proxies}
         while True:
