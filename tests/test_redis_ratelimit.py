@@ -555,7 +555,7 @@ def test_async_cluster_client(redis_cluster: RedisCluster) -> None:
         (("x", 0), {}, ValueError, "rate"),
         (("x", -1), {}, ValueError, "rate"),
         (("x", math.nan), {}, ValueError, "rate"),
-        (("x", "10"), {}, TypeError, "rate"),
+        (("x", "10"), {}, ValueError, "rate must be a number or a string"),  # no period
         (("x", 0.5), {}, ValueError, "burst=1"),
         (("x", 10), {"per": 0}, ValueError, "per"),
         (("x", 10), {"per": math.inf}, ValueError, "per"),
@@ -627,3 +627,14 @@ def test_repr_and_type(store: RedisStore) -> None:
     )
     assert isinstance(limiter.keyed("a"), KeyedRedisRateLimiter)
     assert limiter.keyed("a").stats == limiter.stats
+
+
+def test_a_rate_string_says_the_rate_and_its_period(store: RedisStore) -> None:
+    limiter = RedisRateLimiter(store, "strings", "120/minute", burst=2)
+    stats = limiter.stats
+    assert (stats.rate, stats.per) == (120.0, 60.0)
+    assert [limiter.try_acquire() for _ in range(3)] == [True, True, False]
+    with pytest.raises(TypeError, match="per must not be given with a rate string"):
+        RedisRateLimiter(store, "strings", "1/s", per=2.0)
+    with pytest.raises(ValueError, match="rate must be a number or a string"):
+        RedisRateLimiter(store, "strings", "1 a fortnight")

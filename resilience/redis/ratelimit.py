@@ -37,6 +37,7 @@ from ..ratelimit import (
     RateLimiter,
     RateLimiterStats,
     check_burst,
+    rate_and_per,
     tokens_per_second,
 )
 from ..timeout import remaining as deadline_remaining
@@ -153,9 +154,9 @@ class RedisRateLimiter(Block, Policy):
         self,
         store: RedisStore,
         name: str,
-        rate: float,
+        rate: float | str,
         *,
-        per: float = 1.0,
+        per: float | None = None,
         burst: float | None = None,
         max_wait: float = 0.0,
         lease: int | None = None,
@@ -170,8 +171,7 @@ class RedisRateLimiter(Block, Policy):
         self._name = name
         self._title = name  # the name, known to be a str
         self._unkeyed = store.key(KIND, name, None, "tat")
-        self._rate = positive("rate", rate)
-        self._per = positive("per", per)
+        self._rate, self._per = rate_and_per(rate, per)
         self._burst = check_burst(burst, self._rate)
         per_second = tokens_per_second("rate", self._rate, self._per)
         self._max_wait = non_negative("max_wait", max_wait)
