@@ -62,8 +62,12 @@ def pytest_configure(config: pytest.Config) -> None:
         )
 
 
-# The fixtures below that start a real redis-server.
-REDIS_FIXTURES = frozenset({"redis_server", "redis_url", "fresh_redis_server", "redis_cluster"})
+# The fixtures that need a program from outside Python: the ones below start a
+# real redis-server; ``tls_url`` (test_http_httpx.py) makes its certificate
+# with the openssl command.
+EXTERNAL_FIXTURES = frozenset(
+    {"redis_server", "redis_url", "fresh_redis_server", "redis_cluster", "tls_url"}
+)
 
 
 # First, before pytest's own hook deselects by `-m`, which must see the marks.
@@ -71,8 +75,8 @@ REDIS_FIXTURES = frozenset({"redis_server", "redis_url", "fresh_redis_server", "
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """The integration mark, and time and examples for the Hypothesis tests.
 
-    A test that uses a Redis fixture (directly or through another fixture)
-    is marked ``integration``. Each Hypothesis test gets SHRINKING_SECONDS
+    A test that uses a fixture needing an outside program (a Redis server,
+    openssl), directly or through another fixture, is marked ``integration``. Each Hypothesis test gets SHRINKING_SECONDS
     more than the per-test timeout (unless it has its own timeout mark).
     Under a profile in DIFFERENTIAL_EXAMPLES, the differential tests that
     draw the profile's own count draw that many instead (one that chose its
@@ -82,7 +86,7 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     examples = DIFFERENTIAL_EXAMPLES.get(PROFILE)
     profile_count = settings.get_profile(PROFILE).max_examples
     for item in items:
-        if REDIS_FIXTURES.intersection(getattr(item, "fixturenames", ())):
+        if EXTERNAL_FIXTURES.intersection(getattr(item, "fixturenames", ())):
             item.add_marker(pytest.mark.integration)
         test = getattr(item, "obj", None)
         if not getattr(test, "is_hypothesis_test", False):  # set by @given
