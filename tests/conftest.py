@@ -76,8 +76,9 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     """The integration mark, and time and examples for the Hypothesis tests.
 
     A test that uses a fixture needing an outside program (a Redis server,
-    openssl), directly or through another fixture, is marked ``integration``. Each Hypothesis test gets SHRINKING_SECONDS
-    more than the per-test timeout (unless it has its own timeout mark).
+    openssl), directly or through another fixture, is marked
+    ``integration``. Each Hypothesis test gets SHRINKING_SECONDS more than
+    the per-test timeout (unless it has its own timeout mark).
     Under a profile in DIFFERENTIAL_EXAMPLES, the differential tests that
     draw the profile's own count draw that many instead (one that chose its
     count keeps it).
