@@ -802,6 +802,11 @@ _entries: ContextVar[tuple[_Entry, ...]] = ContextVar("resilience_entries", defa
 # its block where it entered it, and costs nothing here.
 _RESUMABLE = inspect.CO_GENERATOR | inspect.CO_COROUTINE | inspect.CO_ASYNC_GENERATOR
 _by_frame: dict[FrameType, list[_Entry]] = {}
+# Entries closed from another context, which the context that entered them
+# may still list (it drops them on its next block): while there are any, a
+# push filters its context's entries; otherwise it pays nothing for them.
+# A hint, not a count to rely on: threads may race on it.
+_closed_elsewhere = 0
 
 
 def push_entry(owner: object, value: Any) -> None:
@@ -812,8 +817,11 @@ def push_entry(owner: object, value: Any) -> None:
     frame = sys._getframe(2)
     entry = _Entry(owner, value, frame)
     entries = _entries.get()
-    if entries and not all(e.open for e in entries):  # some were left from elsewhere
-        entries = tuple(e for e in entries if e.open)
+    if _closed_elsewhere and entries:
+        kept = tuple(e for e in entries if e.open)
+        if len(kept) < len(entries):
+            _dropped_closed(len(entries) - len(kept))
+            entries = kept
     _entries.set((*entries, entry))
     if frame.f_code.co_flags & _RESUMABLE:
         _by_frame.setdefault(frame, []).append(entry)
@@ -835,8 +843,15 @@ def pop_entry(owner: object) -> Any:
     frame = sys._getframe(2)
     for entry in reversed(_by_frame.get(frame, ())):
         if entry.owner is owner:
-            return _close(entry)  # the context that entered it drops it on its next block
+            global _closed_elsewhere
+            _closed_elsewhere += 1  # the context that entered it drops it on its next block
+            return _close(entry)
     raise RuntimeError("__exit__ without a matching __enter__")
+
+
+def _dropped_closed(n: int) -> None:
+    global _closed_elsewhere
+    _closed_elsewhere = max(0, _closed_elsewhere - n)
 
 
 def _close(entry: _Entry) -> Any:

@@ -428,10 +428,10 @@ class KeyedRateLimiter(NoCopy):
 
     __slots__ = (
         "__weakref__",
-        "_allowed",
         "_buckets",
         "_capacity",
         "_clock",
+        "_counts",
         "_evicted",
         "_impl",
         "_lock",
@@ -441,7 +441,6 @@ class KeyedRateLimiter(NoCopy):
         "_per",
         "_per_second",
         "_rate",
-        "_rejected",
     )
 
     # How many of the least recently used buckets are looked at for a full one.
@@ -466,7 +465,8 @@ class KeyedRateLimiter(NoCopy):
         self._impl = _core.SELECTED
         self._lock = _fork.lock()
         self._buckets: OrderedDict[Hashable, Any] = OrderedDict()  # least recently used first
-        self._allowed = self._rejected = self._evicted = self._lossy = 0
+        self._counts = self._impl.Counters(2)  # allowed, rejected: counted without the lock
+        self._evicted = self._lossy = 0
 
     def _bucket(self, key: Hashable) -> Any:
         """The bucket of ``key``, made if it has none, now the most recently used."""
@@ -495,11 +495,7 @@ class KeyedRateLimiter(NoCopy):
         self._evicted += 1
 
     def _count(self, allowed: bool) -> None:
-        with self._lock:
-            if allowed:
-                self._allowed += 1
-            else:
-                self._rejected += 1
+        self._counts.add(0 if allowed else 1)
 
     def try_acquire(self, key: Hashable, tokens: float = 1) -> bool:
         """Take ``tokens`` from ``key``'s bucket if they are there; never waits."""
@@ -528,6 +524,7 @@ class KeyedRateLimiter(NoCopy):
 
     @property
     def stats(self) -> KeyedRateLimiterStats:
+        allowed, rejected = self._counts.snapshot()
         with self._lock:
             return KeyedRateLimiterStats(
                 name=self._name,
@@ -536,8 +533,8 @@ class KeyedRateLimiter(NoCopy):
                 burst=self._capacity,
                 keys=len(self._buckets),
                 max_keys=self._max_keys,
-                allowed=self._allowed,
-                rejected=self._rejected,
+                allowed=allowed,
+                rejected=rejected,
                 evicted=self._evicted,
                 lossy=self._lossy,
             )

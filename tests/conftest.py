@@ -23,6 +23,8 @@ from collections.abc import Iterator
 from types import SimpleNamespace
 
 import pytest
+from http_apps import App, Dropper
+from http_server import serve
 from hypothesis import HealthCheck, settings
 from redis_server import RedisCluster, RedisServer
 
@@ -195,3 +197,34 @@ def frequent_switches() -> Iterator[None]:
         yield
     finally:
         sys.setswitchinterval(previous)
+
+
+# -- the HTTP client tests' servers (test_http_httpx.py, test_http_requests.py) -----------
+
+
+@pytest.fixture(scope="module")
+def server() -> Iterator[tuple[str, App]]:
+    """A counting ``App`` served by uvicorn for the module: its URL and the app."""
+    app = App()
+    with serve(app) as url:
+        yield url, app
+
+
+@pytest.fixture
+def url(server: tuple[str, App]) -> str:
+    """The server's base URL (tests count their requests under paths of their own)."""
+    return server[0]
+
+
+@pytest.fixture
+def app(server: tuple[str, App]) -> App:
+    """The served app, which counts what it saw."""
+    return server[1]
+
+
+@pytest.fixture
+def dropper() -> Iterator[Dropper]:
+    """A raw server that drops the first connection without an answer."""
+    dropping = Dropper(drops=1)
+    yield dropping
+    dropping.close()

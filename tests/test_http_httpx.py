@@ -46,24 +46,6 @@ from resilience.http.asgi import DeadlineMiddleware
 from resilience.http.httpx import AsyncResilientTransport, ResilientTransport
 
 
-@pytest.fixture(scope="module")
-def server() -> Iterator[tuple[str, App]]:
-    app = App()
-    with serve(app) as url:
-        yield url, app
-
-
-@pytest.fixture
-def url(server: tuple[str, App]) -> str:
-    """The server's base URL (tests count their requests under paths of their own)."""
-    return server[0]
-
-
-@pytest.fixture
-def app(server: tuple[str, App]) -> App:
-    return server[1]
-
-
 def client(url: str, **options: Any) -> tuple[httpx.Client, ResilientTransport, Waits]:
     waits = Waits()
     transport = ResilientTransport(sleep=waits, **options)
@@ -341,12 +323,6 @@ def test_the_last_transport_error_is_raised_unchanged() -> None:
     assert len(raised) == 3 and caught.value is raised[-1]
     assert caught.value.__cause__ is None and caught.value.__context__ is None
 
-
-@pytest.fixture
-def dropper() -> Iterator[Dropper]:
-    server = Dropper(drops=1)
-    yield server
-    server.close()
 
 
 def test_a_dropped_connection_is_retried_for_allowed_methods(dropper: Dropper) -> None:

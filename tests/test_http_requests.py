@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import copy
 import pickle
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -34,23 +33,6 @@ from resilience import (
 from resilience.backoff import constant, exponential
 from resilience.http._rules import NEVER, NOT_SENT, SENT
 from resilience.http.requests import ResilientAdapter, error_kind
-
-
-@pytest.fixture(scope="module")
-def server() -> Iterator[tuple[str, App]]:
-    app = App()
-    with serve(app) as url:
-        yield url, app
-
-
-@pytest.fixture
-def url(server: tuple[str, App]) -> str:
-    return server[0]
-
-
-@pytest.fixture
-def app(server: tuple[str, App]) -> App:
-    return server[1]
 
 
 class Recording(ResilientAdapter):
@@ -164,12 +146,6 @@ def test_connect_errors_are_retried_for_any_method() -> None:
     assert waits.asked == [0.1, 0.1] and adapter.stats.attempts == 3
     assert isinstance(caught.value.args[0], urllib3.exceptions.MaxRetryError)  # requests' own
 
-
-@pytest.fixture
-def dropper() -> Iterator[Dropper]:
-    server = Dropper(drops=1)
-    yield server
-    server.close()
 
 
 def test_a_dropped_connection_is_retried_for_allowed_methods_only(dropper: Dropper) -> None:

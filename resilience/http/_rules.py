@@ -424,15 +424,15 @@ def request_timeout(left: float) -> str:
 
 
 class Client(NoCopy):
-    # Each adapter's one send, raising its 5xx responses for a breaker to count.
-    _judged: Callable[..., Any]
-
     """What every adapter holds: the rules, the origins' policies and the deadline's use.
 
     Takes the options every adapter takes, checked (TypeError / ValueError
     naming the argument and the value). Like the policies it holds, it is
     neither copied nor pickled.
     """
+
+    # Each adapter's one send, raising its 5xx responses for a breaker to count.
+    _judged: Callable[..., Any]
 
     def __init__(
         self,
